@@ -1,0 +1,189 @@
+"""The ``inboxd`` command line: parse, build the config, call a plain function, map our
+errors to exit codes and operator messages."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from daemon import __version__, atomic
+from daemon import status as status_report
+from daemon.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML, Config, load_config
+from daemon.errors import AlreadyRunningError, ConfigError, InboxdError
+from daemon.logs import configure_logging
+from daemon.service import Service
+from daemon.store import Store
+
+EXIT_ERROR, EXIT_CONFIG, EXIT_RUNNING = 1, 2, 3
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"inboxd: {message}", err=True)
+    sys.exit(code)
+
+
+class _Options:
+    def __init__(self, root: Path | None, config: Path | None, overrides: dict[str, Any]):
+        self.root, self.config_path, self.overrides = root, config, overrides
+
+    def load(self) -> Config:
+        return load_config(self.root, self.config_path, self.overrides)
+
+
+def _config(ctx: click.Context) -> Config:
+    options: _Options = ctx.obj
+    try:
+        config = options.load()
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_CONFIG)
+    configure_logging(config.log_format, config.log_level)
+    return config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="inboxd")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The folder holding inbox/, outbox/ and state/ (default: $INBOXD_ROOT or .).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"TOML config file (default: <root>/{CONFIG_FILE_NAME} if present).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "console"]),
+    help="json: one object a line (journald); console: for people.",
+)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    root: Path | None,
+    config_path: Path | None,
+    log_format: str | None,
+    log_level: str | None,
+) -> None:
+    """inboxd: turn what research agents drop into folders into a refined Q&A base.
+
+    \b
+    Example:
+      inboxd --root ~/research init
+      inboxd --root ~/research run --log-format console
+    """
+    ctx.obj = _Options(root, config_path, {"log_format": log_format, "log_level": log_level})
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create inbox/, outbox/, state/ and a commented config file.
+
+    \b
+    Example:
+      inboxd --root ~/research init
+    """
+    config = _config(ctx)
+    for folder in (config.inbox_dir, config.outbox_dir, config.state_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    target = config.root / CONFIG_FILE_NAME
+    if not target.exists():
+        atomic.write_text(target, DEFAULT_CONFIG_TOML)
+    store = Store(config.db_path)
+    store.migrate()
+    store.close()
+    click.echo(f"initialised {config.root} (config: {target})")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Process what is there now, then exit.")
+@click.pass_context
+def run(ctx: click.Context, once: bool) -> None:
+    """Watch inbox/ and outbox/ and process every file until SIGTERM or SIGINT.
+
+    \b
+    Example:
+      inboxd --root ~/research run
+      inboxd --root ~/research run --once     # for cron or a one-off import
+    """
+    config = _config(ctx)
+    options: _Options = ctx.obj
+    service = Service(config, reload_config=options.load)
+    service.install_signal_handlers()
+    try:
+        service.start(watch=not once)
+        if once:
+            service.run_once()
+        else:
+            service.run()
+    except AlreadyRunningError as exc:
+        _fail(str(exc), EXIT_RUNNING)
+    except InboxdError as exc:
+        _fail(str(exc), EXIT_ERROR)
+    finally:
+        service.stop()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show batches by state, pairs, rejected files, the agent's progress and signals.
+
+    \b
+    Example:
+      inboxd --root ~/research status
+      inboxd --root ~/research status --json | jq .pairs
+    """
+    report = _with_errors(lambda: status_report.gather(_config(ctx)))
+    if as_json:
+        click.echo(status_report.to_json(report))
+    else:
+        status_report.render(report, Console())
+
+
+@cli.command()
+@click.argument("batch_ids", nargs=-1, type=int)
+@click.pass_context
+def retry(ctx: click.Context, batch_ids: tuple[int, ...]) -> None:
+    """Re-queue failed batches now (all of them, or the ids given).
+
+    \b
+    Example:
+      inboxd --root ~/research retry          # every failed batch
+      inboxd --root ~/research retry 12 14
+    """
+    config = _config(ctx)
+
+    def requeue() -> int:
+        store = Store(config.db_path)
+        try:
+            return store.requeue_parked(time.time(), batch_ids)
+        finally:
+            store.close()
+
+    count = _with_errors(requeue)
+    click.echo(f"re-queued {count} failed batch(es); a running daemon picks them up now")
+
+
+def _with_errors(work: Callable[[], Any]) -> Any:
+    try:
+        return work()
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_CONFIG)
+    except InboxdError as exc:
+        _fail(str(exc), EXIT_ERROR)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="inboxd")

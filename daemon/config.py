@@ -1,0 +1,231 @@
+"""The one configuration object: built once from TOML, ``INBOXD_*`` variables and CLI
+options, validated by pydantic, frozen, and passed down. No other module reads the
+environment.
+
+Precedence, highest first: command-line options, environment (``INBOXD_WATCH__SETTLE_SECONDS``
+for ``[watch] settle_seconds``), the TOML file (``--config``, else ``<root>/inboxd.toml``),
+defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from daemon.errors import ConfigError
+
+CONFIG_FILE_NAME = "inboxd.toml"
+
+# Which TOML file the Config being built reads (set only inside load_config).
+_TOML_FILE: ContextVar[Path | None] = ContextVar("_TOML_FILE", default=None)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WatchConfig(_Section):
+    settle_seconds: float = Field(2.0, ge=0, description="a file must be unchanged this long")
+    rescan_seconds: float = Field(60.0, gt=0, description="full rescan of the folders")
+    poll_seconds: float = Field(0.25, gt=0, description="main loop tick")
+
+
+class LimitsConfig(_Section):
+    max_file_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    max_json_depth: int = Field(32, ge=2)
+    max_question_chars: int = Field(4_000, gt=0)
+    max_answer_chars: int = Field(40_000, gt=0)
+
+
+class RetryConfig(_Section):
+    max_attempts: int = Field(5, ge=1, description="then the batch is parked until `retry`")
+    base_seconds: float = Field(2.0, gt=0)
+    max_seconds: float = Field(600.0, gt=0)
+
+
+class EmbeddingsConfig(_Section):
+    provider: Literal["local", "gemini"] = "local"
+    local_model: str = "all-MiniLM-L6-v2"
+    batch_size: int = Field(64, ge=1)
+
+
+class DedupConfig(_Section):
+    # 0.92 cosine: MiniLM puts paraphrases of one question at ~0.90-0.98 and two
+    # different questions about the same indicator at ~0.6-0.85; see README.
+    threshold: float = Field(0.92, gt=0, le=1)
+    neighbours: int = Field(10, ge=1)
+
+
+class ScoringConfig(_Section):
+    provider: Literal["rubric", "gemini"] = "rubric"
+
+
+class SearchConfig(_Section):
+    max_distance: float = Field(0.5, gt=0, le=2, description="the seed's threshold")
+    default_k: int = Field(5, ge=1)
+
+
+class Config(BaseSettings):
+    """Every setting of one inboxd root."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INBOXD_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    root: Path = Field(default_factory=Path.cwd)
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    catalog_path: Path | None = None
+    watch: WatchConfig = WatchConfig()
+    limits: LimitsConfig = LimitsConfig()
+    retry: RetryConfig = RetryConfig()
+    embeddings: EmbeddingsConfig = EmbeddingsConfig()
+    dedup: DedupConfig = DedupConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    search: SearchConfig = SearchConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _TOML_FILE.get()
+        if toml_file is None:
+            return (init_settings, env_settings)
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
+
+    # Paths derived from the root: one place names the layout.
+    @property
+    def inbox_dir(self) -> Path:
+        return self.root / "inbox"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.root / "outbox"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "inboxd.db"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.state_dir / "archive"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.state_dir / "index"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.state_dir / "reports"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "inboxd.lock"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        env = "INBOXD_" + "__".join(str(part) for part in error["loc"]).upper()
+        got = f" (got {error['input']!r})" if error["type"] != "missing" else ""
+        lines.append(f"  {key} [env {env}]: {error['msg']}{got}")
+    return "\n".join(lines)
+
+
+def load_config(
+    root: Path | None = None,
+    config_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the validated config; a bad value raises ConfigError naming the key."""
+    root = (root or Path(os.environ.get("INBOXD_ROOT") or ".")).expanduser().resolve()
+    path = config_path or root / CONFIG_FILE_NAME
+    toml_file: Path | None = None
+    if config_path is not None or path.exists():
+        _read_toml(path)  # a syntax error is reported with the file's name
+        toml_file = path
+    values: dict[str, Any] = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values["root"] = root
+    token = _TOML_FILE.set(toml_file)
+    try:
+        return Config(**values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, str(toml_file or "defaults"))) from exc
+    finally:
+        _TOML_FILE.reset(token)
+
+
+DEFAULT_CONFIG_TOML = """\
+# inboxd configuration. Every key can also be set as an environment variable:
+# INBOXD_<SECTION>__<KEY>, e.g. INBOXD_WATCH__SETTLE_SECONDS=5. Command-line options win.
+
+# log_format = "json"        # "json" (one object a line, for journald) or "console"
+# log_level = "info"
+# catalog_path = "my-catalog.toml"   # replace the shipped 227-indicator catalog
+
+[watch]
+# settle_seconds = 2.0       # a file is read only after it is unchanged this long
+# rescan_seconds = 60.0      # full rescan of inbox/ and outbox/ (events can be missed)
+# poll_seconds = 0.25        # main loop tick
+
+[limits]
+# max_file_bytes = 52428800  # larger files are rejected whole
+# max_json_depth = 32        # deeper nesting is rejected whole
+# max_question_chars = 4000
+# max_answer_chars = 40000
+
+[retry]
+# max_attempts = 5           # transient failures, then parked until `inboxd retry`
+# base_seconds = 2.0         # exponential backoff with jitter
+# max_seconds = 600.0
+
+[embeddings]
+# provider = "local"         # "local" (offline all-MiniLM-L6-v2) or "gemini"
+# batch_size = 64
+
+[dedup]
+# threshold = 0.92           # cosine similarity at or above which two pairs are duplicates
+# neighbours = 10
+
+[scoring]
+# provider = "rubric"        # "rubric" (local, transparent) or "gemini"
+
+[search]
+# max_distance = 0.5         # cosine distance cut-off (the seed's threshold)
+# default_k = 5
+"""

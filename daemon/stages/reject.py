@@ -1,0 +1,47 @@
+"""-> rejected: a file that cannot be used at all; the agent is told why."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+
+from daemon.errors import InputError
+from daemon.feedback import write_feedback
+from daemon.logs import Event
+from daemon.records import Batch, PairError
+from daemon.stages import StageContext
+from daemon.states import BatchState
+
+
+def reject(
+    batch: Batch,
+    ctx: StageContext,
+    now: float,
+    error: InputError,
+    pair_errors: list[PairError] | None = None,
+) -> Batch:
+    """Reject the batch whole, with feedback naming file, position and reason."""
+    reason = f"{error.reason} (at {error.position})" if error.position else error.reason
+    feedback = write_feedback(
+        ctx.config.inbox_dir,
+        agent=batch.agent,
+        relpath=batch.path,
+        sha256=batch.sha256,
+        imported=0,
+        errors=pair_errors or [],
+        rejected_reason=reason,
+    )
+    ctx.log.warning(
+        Event.FILE_REJECTED,
+        batch=batch.id,
+        path=batch.path,
+        reason=error.reason,
+        position=error.position,
+        feedback=str(feedback),
+    )
+
+    def effects(db: Database) -> dict[str, object]:
+        ctx.store.set_batch_fields(db, batch.id, reject_reason=reason)
+        ctx.store.record_errors(db, batch.id, pair_errors or [])
+        return {"reason": reason}
+
+    return ctx.store.advance(batch, BatchState.REJECTED, now=now, effects=effects)

@@ -1,0 +1,77 @@
+"""settled -> validated (or rejected): parse and validate every pair of the version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from daemon import archive
+from daemon.errors import InputError
+from daemon.feedback import write_feedback
+from daemon.logs import Event
+from daemon.reader import parse_bytes
+from daemon.records import Batch, PairError, PairRecord
+from daemon.stages import StageContext
+from daemon.stages.reject import reject
+from daemon.states import BatchState
+from daemon.validation import validate_items
+
+
+def load_pairs(batch: Batch, ctx: StageContext) -> tuple[list[PairRecord], list[PairError]]:
+    """Parse and validate the archived copy of a batch (raises InputError if unreadable)."""
+    if batch.archive_path is None:
+        raise InputError(batch.path, "no archived copy to read")
+    data = archive.load(ctx.config.state_dir / batch.archive_path, batch.sha256)
+    limits = ctx.config.limits
+    parsed = parse_bytes(
+        batch.path, data, max_bytes=limits.max_file_bytes, max_depth=limits.max_json_depth
+    )
+    return validate_items(
+        batch.path,
+        parsed,
+        max_question_chars=limits.max_question_chars,
+        max_answer_chars=limits.max_answer_chars,
+        resolve_indicator=ctx.resolve_indicator,
+    )
+
+
+def validate(batch: Batch, ctx: StageContext, now: float) -> Batch:
+    """Record the valid count and every invalid item; reject a file with nothing valid."""
+    try:
+        pairs, errors = load_pairs(batch, ctx)
+    except InputError as exc:
+        return reject(batch, ctx, now, exc)
+    if not pairs:
+        why = f"no valid pairs ({len(errors)} invalid item(s))" if errors else "no pairs"
+        return reject(batch, ctx, now, InputError(batch.path, why), errors)
+    if errors:
+        feedback = write_feedback(
+            ctx.config.inbox_dir,
+            agent=batch.agent,
+            relpath=batch.path,
+            sha256=batch.sha256,
+            imported=len(pairs),
+            errors=errors,
+        )
+        ctx.log.warning(
+            Event.FILE_INVALID_PAIRS,
+            batch=batch.id,
+            path=batch.path,
+            invalid=len(errors),
+            valid=len(pairs),
+            feedback=str(Path(feedback)),
+            first=f"{errors[0].position}: {errors[0].reason}",
+        )
+
+    def effects(db: Database) -> dict[str, int]:
+        ctx.store.record_errors(db, batch.id, errors)
+        counts = {
+            "pairs_total": len(pairs) + len(errors),
+            "pairs_valid": len(pairs),
+            "pairs_invalid": len(errors),
+        }
+        ctx.store.set_batch_fields(db, batch.id, **counts)
+        return counts
+
+    return ctx.store.advance(batch, BatchState.VALIDATED, now=now, effects=effects)

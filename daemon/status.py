@@ -1,0 +1,128 @@
+"""What ``inboxd status`` reports: gathered as plain data (for ``--json``), rendered with
+rich for people. Reads the DB read-only, so it works while the daemon runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from daemon.config import Config
+from daemon.states import BatchState
+from daemon.store import Store
+
+
+def gather(config: Config) -> dict[str, Any]:
+    """The headline numbers of a root as a JSON-able dict."""
+    if not config.db_path.exists():
+        return {"root": str(config.root), "initialised": False}
+    store = Store(config.db_path, readonly=True)
+    try:
+        db = store.db
+        by_state = {
+            row["state"]: row["n"]
+            for row in db.query("SELECT state, count(*) AS n FROM batches GROUP BY state")
+        }
+        rejected = [
+            dict(row)
+            for row in db.query(
+                "SELECT id, path, reject_reason FROM batches WHERE state = ? ORDER BY id DESC LIMIT 20",
+                [BatchState.REJECTED],
+            )
+        ]
+        failed = [
+            dict(row)
+            for row in db.query(
+                "SELECT id, path, resume_state, attempts, last_error,"
+                " next_attempt_at IS NULL AS parked FROM batches WHERE state = ? ORDER BY id",
+                [BatchState.FAILED],
+            )
+        ]
+        invalid = db.execute("SELECT count(*) FROM batch_errors").fetchone()[0]
+        progress = [
+            dict(row)
+            for row in db.query(
+                "SELECT agent, sessions_complete, sessions_total, current_session, last_updated,"
+                " notes FROM progress ORDER BY agent"
+            )
+        ]
+        signals = [
+            dict(row)
+            for row in db.query(
+                "SELECT kind, agent, path, received_at, handled_at FROM signals ORDER BY id"
+            )
+        ]
+        return {
+            "root": str(config.root),
+            "initialised": True,
+            "batches": {state.value: by_state.get(state.value, 0) for state in BatchState},
+            "pairs": db.execute("SELECT count(*) FROM pairs").fetchone()[0],
+            "invalid_items": invalid,
+            "rejected": rejected,
+            "failed": failed,
+            "progress": progress,
+            "all_sessions_complete": [s for s in signals if s["kind"] == "all_sessions_complete"],
+        }
+    finally:
+        store.close()
+
+
+def render(report: dict[str, Any], console: Console) -> None:
+    """Print the status report for a person."""
+    if not report.get("initialised"):
+        console.print(f"[yellow]{report['root']}: no database yet; run `inboxd run`.[/]")
+        return
+    console.print(
+        f"[bold]inboxd[/] {report['root']}: [bold]{report['pairs']}[/] pairs imported, "
+        f"{report['invalid_items']} invalid item(s) reported"
+    )
+    batches = Table(title="Batches by state")
+    batches.add_column("state")
+    batches.add_column("batches", justify="right")
+    for state, count in report["batches"].items():
+        if count:
+            batches.add_row(state, str(count))
+    console.print(batches)
+    for row in report["progress"]:
+        total = row["sessions_total"] or "?"
+        console.print(
+            f"Agent [bold]{row['agent']}[/]: sessions complete "
+            f"{row['sessions_complete']}/{total}, current {row['current_session']}, "
+            f"updated {row['last_updated']}" + (f" ({row['notes']})" if row["notes"] else "")
+        )
+    complete = report["all_sessions_complete"]
+    console.print(
+        "ALL_SESSIONS_COMPLETE.txt: "
+        + (
+            ", ".join(f"[green]received[/] from {s['agent']}" for s in complete)
+            if complete
+            else "not yet"
+        )
+    )
+    if report["rejected"]:
+        table = Table(title="Rejected files")
+        for column in ("batch", "path", "reason"):
+            table.add_column(column)
+        for row in report["rejected"]:
+            table.add_row(str(row["id"]), row["path"], row["reject_reason"] or "")
+        console.print(table)
+    if report["failed"]:
+        table = Table(title="Failed batches (retried automatically; parked ones need `retry`)")
+        for column in ("batch", "path", "at", "tries", "parked", "error"):
+            table.add_column(column)
+        for row in report["failed"]:
+            table.add_row(
+                str(row["id"]),
+                row["path"],
+                row["resume_state"] or "",
+                str(row["attempts"]),
+                "yes" if row["parked"] else "no",
+                row["last_error"] or "",
+            )
+        console.print(table)
+
+
+def to_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, default=str)

@@ -1,0 +1,357 @@
+"""The one module that touches SQLite: connection, migrations, the state machine's
+``advance`` and named queries. WAL on open; the daemon is the one writer."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from daemon.errors import InvalidTransitionError, PermanentError, TransientError
+from daemon.records import Batch, PairError, PairRecord
+from daemon.states import BatchState, allowed
+from daemon.store.schema import migrations
+
+Effects = Callable[[Database], dict[str, Any] | None]
+
+_RETRYABLE_SQLITE = ("database is locked", "disk i/o error", "database or disk is full")
+
+
+class Store:
+    """The SQLite database of one root."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        try:
+            if readonly:
+                conn = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False
+                )
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            self.db = Database(conn, execute_plugins=False)
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            raise translate(exc, f"cannot open the database {path}") from exc
+
+    def migrate(self) -> None:
+        """Apply pending schema migrations."""
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """One write transaction; taken IMMEDIATE so it never fails half-way on a lock."""
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise translate(exc, "cannot start a transaction") from exc
+        try:
+            yield self.db
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise translate(exc, "a database write failed") from exc
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise translate(exc, "cannot commit") from exc
+
+    # -- the state machine -------------------------------------------------------------
+
+    def create_batch(
+        self, *, agent: str, path: str, sha256: str, size: int, now: float
+    ) -> tuple[Batch, list[int]]:
+        """Record a new version of ``path`` as ``detected``; supersede the older ones.
+
+        Returns the batch and the ids of the batches it superseded.
+        """
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO batches (agent, path, sha256, size, state, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [agent, path, sha256, size, BatchState.DETECTED, now, now],
+            )
+            batch_id = int(cursor.lastrowid or 0)
+            self._record(db, batch_id, None, BatchState.DETECTED, now, {"size": size})
+            older = [
+                int(row[0])
+                for row in db.execute(
+                    "SELECT id FROM batches WHERE path = ? AND id < ? AND state != ?",
+                    [path, batch_id, BatchState.SUPERSEDED],
+                ).fetchall()
+            ]
+            for old_id in older:
+                self._move(db, self.batch(old_id), BatchState.SUPERSEDED, now, {"by": batch_id})
+        return self.batch(batch_id), older
+
+    def advance(
+        self,
+        batch: Batch,
+        to: BatchState,
+        *,
+        now: float,
+        detail: dict[str, Any] | None = None,
+        effects: Effects | None = None,
+    ) -> Batch:
+        """Move ``batch`` to ``to`` with its effects and an audit row, in one transaction.
+
+        ``effects`` runs inside the transaction; a dict it returns joins the detail.
+        Refused when the batch is no longer in the state the caller saw.
+        """
+        with self.transaction() as db:
+            current = self.batch(batch.id)
+            if current.state is not batch.state:
+                raise InvalidTransitionError(
+                    f"batch {batch.id} is {current.state}, not {batch.state}; not moved to {to}"
+                )
+            extra = effects(db) if effects else None
+            self._move(db, current, to, now, {**(detail or {}), **(extra or {})})
+        return self.batch(batch.id)
+
+    def fail(
+        self,
+        batch: Batch,
+        error: str,
+        *,
+        now: float,
+        max_attempts: int,
+        base_seconds: float,
+        max_seconds: float,
+    ) -> Batch:
+        """Record a transient failure: retry later with backoff, or park after the last try."""
+        attempts = batch.attempts + 1
+        resume = batch.resume_state if batch.state is BatchState.FAILED else batch.state
+        parked = attempts >= max_attempts
+        delay = min(max_seconds, base_seconds * 2 ** (attempts - 1))
+        next_at = None if parked else now + delay * random.uniform(0.5, 1.0)
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE batches SET resume_state = ?, attempts = ?, next_attempt_at = ?,"
+                " last_error = ? WHERE id = ?",
+                [resume, attempts, next_at, error, batch.id],
+            )
+            detail = {
+                "error": error,
+                "attempts": attempts,
+                "parked": parked,
+                "next_attempt_at": next_at,
+            }
+            if batch.state is BatchState.FAILED:
+                self._record(db, batch.id, BatchState.FAILED, BatchState.FAILED, now, detail)
+            else:
+                self._move(db, batch, BatchState.FAILED, now, detail)
+        return self.batch(batch.id)
+
+    def resume(self, batch: Batch, *, now: float) -> Batch:
+        """Put a failed batch back at the state it failed in."""
+        if batch.resume_state is None:
+            raise InvalidTransitionError(f"batch {batch.id} has no state to resume")
+        return self.advance(
+            batch, batch.resume_state, now=now, detail={"attempt": batch.attempts + 1}
+        )
+
+    def _move(
+        self, db: Database, batch: Batch, to: BatchState, now: float, detail: dict[str, Any]
+    ) -> None:
+        if not allowed(batch.state, to):
+            raise InvalidTransitionError(f"batch {batch.id}: {batch.state} -> {to} is not allowed")
+        fields = "state = ?, updated_at = ?"
+        if to is not BatchState.FAILED:
+            fields += ", resume_state = NULL, next_attempt_at = NULL"
+        db.execute(f"UPDATE batches SET {fields} WHERE id = ?", [to, now, batch.id])  # noqa: S608
+        self._record(db, batch.id, batch.state, to, now, detail)
+
+    @staticmethod
+    def _record(
+        db: Database,
+        batch_id: int,
+        here: BatchState | None,
+        there: BatchState,
+        now: float,
+        detail: dict[str, Any],
+    ) -> None:
+        db.execute(
+            "INSERT INTO transitions (batch_id, from_state, to_state, at, detail)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [batch_id, here, there, now, json.dumps(detail, default=str)],
+        )
+
+    # -- batch queries -----------------------------------------------------------------
+
+    def batch(self, batch_id: int) -> Batch:
+        return Batch.from_row(self.db.table("batches").get(batch_id))
+
+    def latest_batch_for_path(self, path: str) -> Batch | None:
+        rows = list(
+            self.db.query("SELECT * FROM batches WHERE path = ? ORDER BY id DESC LIMIT 1", [path])
+        )
+        return Batch.from_row(rows[0]) if rows else None
+
+    def next_workable(self, now: float, states: Sequence[BatchState]) -> Batch | None:
+        """The oldest batch a stage can move now: in one of ``states``, or failed and due."""
+        marks = ", ".join("?" for _ in states)
+        rows = list(
+            self.db.query(
+                f"SELECT * FROM batches WHERE state IN ({marks})"  # noqa: S608
+                " OR (state = ? AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?)"
+                " ORDER BY id LIMIT 1",
+                [*states, BatchState.FAILED, now],
+            )
+        )
+        return Batch.from_row(rows[0]) if rows else None
+
+    def has_work(self, states: Sequence[BatchState]) -> bool:
+        return self.next_workable(float("inf"), states) is not None
+
+    def requeue_parked(self, now: float, batch_ids: Sequence[int] = ()) -> int:
+        """Make parked (and waiting) failed batches due now; returns how many."""
+        where = "state = ?"
+        params: list[Any] = [BatchState.FAILED]
+        if batch_ids:
+            where += f" AND id IN ({', '.join('?' for _ in batch_ids)})"
+            params += list(batch_ids)
+        with self.transaction() as db:
+            cursor = db.execute(
+                f"UPDATE batches SET next_attempt_at = ?, attempts = 0 WHERE {where}",  # noqa: S608
+                [now, *params],
+            )
+            return cursor.rowcount
+
+    def set_batch_fields(self, db: Database, batch_id: int, **fields: Any) -> None:
+        """Update columns of a batch (inside an ``advance`` effects callback)."""
+        db.table("batches").update(batch_id, fields)
+
+    def transitions(self, batch_id: int) -> list[dict[str, Any]]:
+        return list(
+            self.db.query("SELECT * FROM transitions WHERE batch_id = ? ORDER BY id", [batch_id])
+        )
+
+    def unfinished_count(self, workable: Sequence[BatchState]) -> int:
+        """Batches a stage will still move (including failed ones)."""
+        states = [*workable, BatchState.FAILED]
+        marks = ", ".join("?" for _ in states)
+        row = self.db.execute(
+            f"SELECT count(*) FROM batches WHERE state IN ({marks})",  # noqa: S608
+            states,
+        ).fetchone()
+        return int(row[0])
+
+    # -- effects: pairs and errors -----------------------------------------------------
+
+    @staticmethod
+    def import_pairs(db: Database, batch_id: int, pairs: Sequence[PairRecord], now: float) -> int:
+        """Insert pairs by content hash (once each) and every place they came from.
+
+        Returns how many pairs were new to the corpus.
+        """
+        before = db.execute("SELECT count(*) FROM pairs").fetchone()[0]
+        db.conn.executemany(
+            "INSERT INTO pairs (hash, question, answer, indicator, session, category,"
+            " difficulty, type, tags, sources, extra, first_batch_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING",
+            [
+                (
+                    p.hash,
+                    p.question,
+                    p.answer,
+                    p.indicator,
+                    p.session,
+                    p.category,
+                    p.difficulty,
+                    p.type,
+                    json.dumps(p.tags),
+                    json.dumps(p.sources),
+                    json.dumps(p.extra, ensure_ascii=False),
+                    batch_id,
+                    now,
+                )
+                for p in pairs
+            ],
+        )
+        after = db.execute("SELECT count(*) FROM pairs").fetchone()[0]
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO pair_sources (pair_id, batch_id, position, item_id)"
+            " SELECT id, ?, ?, ? FROM pairs WHERE hash = ?",
+            [(batch_id, p.position, p.item_id, p.hash) for p in pairs],
+        )
+        return int(after - before)
+
+    @staticmethod
+    def record_errors(db: Database, batch_id: int, errors: Sequence[PairError]) -> None:
+        db.conn.executemany(
+            "INSERT INTO batch_errors (batch_id, position, reason) VALUES (?, ?, ?)",
+            [(batch_id, e.position, e.reason) for e in errors],
+        )
+
+    def batch_errors(self, batch_id: int) -> list[PairError]:
+        return [
+            PairError(r["position"], r["reason"])
+            for r in self.db.query(
+                "SELECT position, reason FROM batch_errors WHERE batch_id = ? ORDER BY id",
+                [batch_id],
+            )
+        ]
+
+    # -- signals and progress ----------------------------------------------------------
+
+    def record_signal(
+        self, *, kind: str, agent: str, path: str, sha256: str, body: str, now: float
+    ) -> bool:
+        """Record a signal file once per content; True when it is new."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO signals (kind, agent, path, sha256, body, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [kind, agent, path, sha256, body, now],
+            )
+            return cursor.rowcount == 1
+
+    def unhandled_signals(self, kind: str) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT * FROM signals WHERE kind = ? AND handled_at IS NULL ORDER BY id", [kind]
+            )
+        )
+
+    def mark_signal_handled(self, signal_id: int, now: float) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE signals SET handled_at = ? WHERE id = ?", [now, signal_id])
+
+    def record_progress(self, agent: str, values: dict[str, Any]) -> bool:
+        """Store the agent's latest status.txt; True when it changed."""
+        existing = self.db.table("progress").get(agent) if self._has_progress(agent) else None
+        if existing and existing["sha256"] == values["sha256"]:
+            return False
+        with self.transaction() as db:
+            db.table("progress").upsert({"agent": agent, **values}, pk="agent")
+        return True
+
+    def _has_progress(self, agent: str) -> bool:
+        return bool(self.db.execute("SELECT 1 FROM progress WHERE agent = ?", [agent]).fetchone())
+
+
+def translate(exc: sqlite3.Error, what: str) -> Exception:
+    """Map an sqlite3 error to ours: lock and disk trouble are transient."""
+    message = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        marker in message for marker in _RETRYABLE_SQLITE
+    ):
+        return TransientError(f"{what}: {exc}")
+    return PermanentError(f"{what}: {exc}")

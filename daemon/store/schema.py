@@ -1,0 +1,107 @@
+"""The database schema as named sqlite-utils migrations, applied at start-up."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("inboxd")
+
+
+@migrations(name="0001_core")
+def _core(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE batches (
+            id INTEGER PRIMARY KEY,
+            agent TEXT NOT NULL,
+            path TEXT NOT NULL,             -- relative to the root
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            resume_state TEXT,              -- where a failed batch picks up again
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,           -- failed: when to retry; NULL means parked
+            last_error TEXT,
+            archive_path TEXT,
+            pairs_total INTEGER,
+            pairs_valid INTEGER,
+            pairs_invalid INTEGER,
+            pairs_new INTEGER,
+            reject_reason TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX batches_path ON batches (path, id);
+        CREATE INDEX batches_state ON batches (state, id);
+
+        CREATE TABLE transitions (
+            id INTEGER PRIMARY KEY,
+            batch_id INTEGER NOT NULL REFERENCES batches (id),
+            from_state TEXT,
+            to_state TEXT NOT NULL,
+            at REAL NOT NULL,
+            detail TEXT                     -- JSON
+        );
+        CREATE INDEX transitions_batch ON transitions (batch_id, id);
+
+        CREATE TABLE pairs (
+            id INTEGER PRIMARY KEY,         -- also the label in the vector index
+            hash TEXT NOT NULL UNIQUE,      -- sha256 of the normalised question and answer
+            question TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            indicator TEXT,
+            session INTEGER,
+            category TEXT,
+            difficulty TEXT,
+            type TEXT,
+            tags TEXT,                      -- JSON list
+            sources TEXT,                   -- JSON list
+            extra TEXT,                     -- JSON object: unknown keys, kept verbatim
+            first_batch_id INTEGER NOT NULL REFERENCES batches (id),
+            created_at REAL NOT NULL
+        );
+
+        CREATE TABLE pair_sources (
+            pair_id INTEGER NOT NULL REFERENCES pairs (id),
+            batch_id INTEGER NOT NULL REFERENCES batches (id),
+            position TEXT NOT NULL,         -- "item 3" or "line 7"
+            item_id TEXT,                   -- the pair's own "id" field, if any
+            PRIMARY KEY (pair_id, batch_id, position)
+        );
+        CREATE INDEX pair_sources_batch ON pair_sources (batch_id);
+
+        CREATE TABLE batch_errors (
+            id INTEGER PRIMARY KEY,
+            batch_id INTEGER NOT NULL REFERENCES batches (id),
+            position TEXT NOT NULL,
+            reason TEXT NOT NULL
+        );
+        CREATE INDEX batch_errors_batch ON batch_errors (batch_id);
+
+        CREATE TABLE signals (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,             -- all_sessions_complete
+            agent TEXT NOT NULL,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            body TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            handled_at REAL,                -- set by the corpus stages that act on it
+            UNIQUE (kind, agent, sha256)
+        );
+
+        CREATE TABLE progress (
+            agent TEXT PRIMARY KEY,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            sessions_complete INTEGER,
+            sessions_total INTEGER,
+            current_session INTEGER,
+            last_updated TEXT,
+            notes TEXT,
+            raw TEXT NOT NULL,
+            seen_at REAL NOT NULL
+        );
+        """
+    )
