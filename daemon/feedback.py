@@ -17,8 +17,16 @@ _SHOWN = 200  # a file with thousands of errors gets the first ones and a count
 def feedback_paths(inbox_dir: Path, agent: str, relpath: str, sha256: str) -> tuple[Path, Path]:
     """The Markdown and JSON feedback files for one version of a delivered file."""
     stem = relpath.split("/", 2)[-1].replace("/", "__").rsplit(".", 1)[0]
-    base = inbox_dir / agent / FEEDBACK_DIR / f"{stem}.{sha256[:8]}"
-    return base.with_suffix(".md"), base.with_suffix(".json")
+    # Not Path.with_suffix: it would replace the ".<sha>" part and one version's
+    # feedback would overwrite another's.
+    base = f"{stem}.{sha256[:8]}"
+    folder = inbox_dir / agent / FEEDBACK_DIR
+    return folder / f"{base}.md", folder / f"{base}.json"
+
+
+def _cell(text: str) -> str:
+    """Text that cannot break a Markdown table row."""
+    return " ".join(text.replace("|", "/").split())
 
 
 def write_feedback(
@@ -44,7 +52,7 @@ def write_feedback(
     lines = [f"# Feedback on `{relpath}`", "", f"Version sha256 `{sha256}`.", "", verdict, ""]
     if errors:
         lines += ["| position | reason |", "|---|---|"]
-        lines += [f"| `{e.position}` | {e.reason.replace('|', '/')} |" for e in errors[:_SHOWN]]
+        lines += [f"| `{e.position}` | {_cell(e.reason)} |" for e in errors[:_SHOWN]]
         if len(errors) > _SHOWN:
             lines.append(f"| ... | {len(errors) - _SHOWN} more |")
     atomic.write_text(md_path, "\n".join(lines) + "\n")

@@ -73,13 +73,16 @@ def open_regular(root: Path, path: Path) -> int:
     """Open ``path`` for reading if it is a regular file inside the root.
 
     Symlinks are followed only when they stay inside the root; FIFOs, sockets and
-    devices are refused without blocking on them. Returns a file descriptor.
+    devices are refused without blocking on them. Returns a file descriptor. A missing
+    file raises FileNotFoundError (not InputError): it may be back on the next scan.
     """
     real = Path(os.path.realpath(path))
     if not real.is_relative_to(os.path.realpath(root)):
         raise InputError(str(path), f"refused: it links outside the root (to {real})")
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise  # gone for now (being replaced?): callers retry, it is not bad input
     except OSError as exc:
         raise InputError(str(path), f"cannot open: {exc.strerror}") from exc
     if not stat.S_ISREG(os.fstat(fd).st_mode):

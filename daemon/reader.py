@@ -7,7 +7,10 @@ JSON Lines file is only that line's error: the other lines still count.
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +21,16 @@ from daemon.records import PairError
 LIST_KEYS = ("qa_pairs", "pairs", "questions", "items", "data")
 #: File-level fields an object envelope may carry for all its pairs.
 FILE_FIELDS = ("indicator", "indicator_name", "session", "category")
+
+#: How a JSON value that is not an envelope is named in the error.
+_JSON_TYPES = {
+    type(None): "null",
+    bool: "true/false",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+}
+_UNPARSED = object()  # json.loads gave up on the nesting: locate it by scanning
 
 
 @dataclass
@@ -44,15 +57,17 @@ def parse_bytes(name: str, data: bytes, *, max_bytes: int, max_depth: int) -> Pa
 
 
 def _decode(name: str, data: bytes) -> str:
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        return data.decode("utf-8-sig")
+        return data[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        start = exc.start + bom  # positions count from the file's first byte
+        line = data.count(b"\n", 0, start) + 1
+        column = start - max(data.rfind(b"\n", 0, start) + 1, bom) + 1
         raise InputError(
             name,
-            f"not UTF-8 text (byte 0x{data[exc.start]:02x} cannot be decoded)",
-            f"line {line}, column {column} (byte {exc.start})",
+            f"not UTF-8 text (byte 0x{data[start]:02x} cannot be decoded)",
+            f"line {line}, column {column} (byte {start})",
         ) from exc
 
 
@@ -65,10 +80,19 @@ def _load(name: str, text: str, max_depth: int, line_offset: int) -> Any:
             f"not valid JSON: {exc.msg}",
             f"line {exc.lineno + line_offset}, column {exc.colno}",
         ) from exc
+    except ValueError as exc:  # an integer longer than int() accepts
+        line, column = _long_number_at(text)
+        raise InputError(
+            name,
+            f"not usable JSON: a number has more than {sys.get_int_max_str_digits():,} digits",
+            f"line {line + line_offset}, column {column}",
+        ) from exc
     except RecursionError:
-        value = None  # nested far beyond any limit: locate it below
-    where = _too_deep_at(text, max_depth) if value is None or _depth(value) > max_depth else None
-    if where is not None:
+        value = _UNPARSED  # nested far beyond any limit: locate it below
+    if value is _UNPARSED or _depth(value) > max_depth:
+        where = _too_deep_at(text, max_depth)
+        if where is None:  # the parser's own limit is below ours
+            raise InputError(name, "nested too deeply for the JSON parser")
         line, column = where
         raise InputError(
             name,
@@ -76,6 +100,13 @@ def _load(name: str, text: str, max_depth: int, line_offset: int) -> Any:
             f"line {line + line_offset}, column {column}",
         )
     return value
+
+
+def _long_number_at(text: str) -> tuple[int, int]:
+    """Line and column of the first integer with more digits than ``int()`` accepts."""
+    match = re.search(rf"\d{{{sys.get_int_max_str_digits() + 1},}}", text)
+    start = match.start() if match else 0
+    return text.count("\n", 0, start) + 1, start - (text.rfind("\n", 0, start) + 1) + 1
 
 
 def _depth(value: Any) -> int:
@@ -89,7 +120,7 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _too_deep_at(text: str, max_depth: int) -> tuple[int, int]:
+def _too_deep_at(text: str, max_depth: int) -> tuple[int, int] | None:
     """Line and column of the first bracket past ``max_depth`` (strings skipped)."""
     depth, line, column, in_string, escaped = 0, 1, 0, False, False
     for char in text:
@@ -97,8 +128,12 @@ def _too_deep_at(text: str, max_depth: int) -> tuple[int, int]:
         if char == "\n":
             line, column = line + 1, 0
         if in_string:
-            escaped = not escaped and char == "\\"
-            in_string = escaped or char != '"'
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
         elif char == '"':
             in_string = True
         elif char in "[{":
@@ -107,7 +142,7 @@ def _too_deep_at(text: str, max_depth: int) -> tuple[int, int]:
                 return line, column
         elif char in "]}":
             depth -= 1
-    return line, column
+    return None
 
 
 def _unwrap(name: str, value: Any) -> ParsedFile:
@@ -121,7 +156,7 @@ def _unwrap(name: str, value: Any) -> ParsedFile:
                     file_fields={k: value[k] for k in FILE_FIELDS if k in value},
                 )
     found = (
-        type(value).__name__
+        _JSON_TYPES.get(type(value), type(value).__name__)
         if not isinstance(value, dict)
         else ("an object with keys " + ", ".join(sorted(value)[:8]) if value else "an empty object")
     )
@@ -135,7 +170,9 @@ def _unwrap(name: str, value: Any) -> ParsedFile:
 
 def _parse_lines(name: str, text: str, max_depth: int) -> ParsedFile:
     parsed = ParsedFile()
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a line: JSON text may hold U+2028 and other characters that
+    # str.splitlines() would split on.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -53,8 +53,10 @@ TRANSITIONS: dict[BatchState, frozenset[BatchState]] = {
     S.SCORED: frozenset({S.INDEXED, S.FAILED, S.SUPERSEDED}),
     S.INDEXED: frozenset({S.SUPERSEDED}),
     S.REJECTED: frozenset({S.SUPERSEDED}),
+    # failed -> failed: Store.fail records a failed batch failing again (attempts + 1).
     S.FAILED: frozenset(
         {
+            S.FAILED,
             S.DETECTED,
             S.SETTLED,
             S.VALIDATED,

@@ -28,7 +28,8 @@ def gather(config: Config) -> dict[str, Any]:
         rejected = [
             dict(row)
             for row in db.query(
-                "SELECT id, path, reject_reason FROM batches WHERE state = ? ORDER BY id DESC LIMIT 20",
+                "SELECT id, path, reject_reason FROM batches WHERE state = ?"
+                " ORDER BY id DESC LIMIT 20",
                 [BatchState.REJECTED],
             )
         ]

@@ -4,6 +4,7 @@ one reported with its position and reason."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from daemon.reader import ParsedFile
 from daemon.records import PairError, PairRecord
 
 _SESSION_DIR = re.compile(r"(?:^|/)session[_-]?(\d+)(?:/|$)", re.IGNORECASE)
-_QA_SUFFIX = re.compile(r"([_-]qa[_-]pairs|[_-]qa|[_-]pairs)$", re.IGNORECASE)
+_QA_SUFFIX = re.compile(r"(?:^|[_-])(?:qa[_-]pairs|qa|pairs)$", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
 
 #: Known pair fields; any other key is kept verbatim in ``extra``.
@@ -107,6 +108,19 @@ def session_from_path(relpath: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+_NOT_UNICODE = "holds text that is not valid Unicode (an unpaired surrogate such as \\ud800)"
+
+
+def _not_unicode(extra: dict[str, Any]) -> str | None:
+    """The first unknown key whose name or value cannot be stored as UTF-8 text."""
+    for key, value in extra.items():
+        try:
+            json.dumps({key: value}, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return key.encode("utf-8", "backslashreplace").decode("utf-8")
+    return None
+
+
 def _describe(exc: ValidationError) -> str:
     reasons = []
     for error in exc.errors():
@@ -135,7 +149,9 @@ def validate_items(
         file_fields = FileFields()
     context = {"max_question_chars": max_question_chars, "max_answer_chars": max_answer_chars}
     default_indicator = file_fields.indicator or indicator_from_path(relpath)
-    default_session = file_fields.session or session_from_path(relpath)
+    default_session = (
+        file_fields.session if file_fields.session is not None else session_from_path(relpath)
+    )
     resolve = resolve_indicator or (lambda text: text)
     pairs: list[PairRecord] = []
     seen: set[str] = set()
@@ -147,6 +163,10 @@ def validate_items(
             pair = QAPair.model_validate(item, context=context)
         except ValidationError as exc:
             errors.append(PairError(position, _describe(exc)))
+            continue
+        extra = {k: v for k, v in item.items() if k not in KNOWN_FIELDS}
+        if bad := _not_unicode(extra):
+            errors.append(PairError(position, f"{bad}: {_NOT_UNICODE}"))
             continue
         digest = pair_hash(pair.question, pair.answer)
         if digest in seen:
@@ -167,7 +187,7 @@ def validate_items(
                 type=pair.type,
                 tags=pair.tags,
                 sources=pair.sources,
-                extra={k: v for k, v in item.items() if k not in KNOWN_FIELDS},
+                extra=extra,
             )
         )
     return pairs, errors

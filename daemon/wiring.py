@@ -1,12 +1,38 @@
-"""Builds what the stages need from the config (catalog, providers) at start-up, so the
-service stays a lifecycle and the stages stay plain functions."""
+"""Builds what the stages need from the config (catalog, providers, index) at start-up,
+so the service stays a lifecycle and the stages stay plain functions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from daemon.catalog import Catalog, load_catalog
+from daemon.embedders import make_embedder
+from daemon.refine import load_or_rebuild_index
+from daemon.scorers import make_scorer
 from daemon.stages import Stage, StageContext
 from daemon.states import BatchState
 
 
+def indicator_resolver(catalog: Catalog) -> Callable[[str | None], str | None]:
+    """Catalog id for a spelling; unknown spellings are kept as written (and reported)."""
+
+    def resolve(text: str | None) -> str | None:
+        found = catalog.resolve(text)
+        return found.id if found is not None else text
+
+    return resolve
+
+
 def wire(ctx: StageContext, stages: dict[BatchState, Stage]) -> dict[BatchState, Stage]:
     """Attach the configured services to ``ctx``; returns the stage table to run."""
+    catalog = load_catalog(ctx.config.catalog_path)
+    ctx.services["catalog"] = catalog
+    ctx.resolve_indicator = indicator_resolver(catalog)
+    if any(state in stages for state in (BatchState.IMPORTED, BatchState.EMBEDDED)):
+        embedder = make_embedder(ctx.config)
+        ctx.services["embedder"] = embedder
+        ctx.services["scorer"] = make_scorer(ctx.config)
+        ctx.services["index"] = load_or_rebuild_index(
+            ctx.store, embedder, ctx.config.index_dir, ctx.log
+        )
     return stages

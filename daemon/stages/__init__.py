@@ -30,7 +30,11 @@ class Stage(Protocol):
 
 def default_stages() -> dict[BatchState, Stage]:
     """The stage that moves a batch out of each state (imported here to avoid cycles)."""
+    from daemon.stages.dedupe import dedupe
+    from daemon.stages.embed import embed
+    from daemon.stages.indexing import index_batch
     from daemon.stages.ingest import import_pairs
+    from daemon.stages.score import score
     from daemon.stages.settle import settle
     from daemon.stages.validate import validate
 
@@ -38,4 +42,8 @@ def default_stages() -> dict[BatchState, Stage]:
         BatchState.DETECTED: settle,
         BatchState.SETTLED: validate,
         BatchState.VALIDATED: import_pairs,
+        BatchState.IMPORTED: embed,
+        BatchState.EMBEDDED: dedupe,
+        BatchState.DEDUPLICATED: score,
+        BatchState.SCORED: index_batch,
     }

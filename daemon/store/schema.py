@@ -105,3 +105,45 @@ def _core(db: Database) -> None:
         );
         """
     )
+
+
+@migrations(name="0002_refinement")
+def _refinement(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE embeddings (
+            text_hash TEXT NOT NULL,        -- sha256 of the normalised text embedded
+            model TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            vector BLOB NOT NULL,           -- float32, L2-normalised
+            created_at REAL NOT NULL,
+            PRIMARY KEY (text_hash, model)
+        );
+
+        CREATE TABLE duplicates (
+            pair_id INTEGER PRIMARY KEY REFERENCES pairs (id),
+            duplicate_of INTEGER NOT NULL REFERENCES pairs (id),
+            similarity REAL NOT NULL,
+            method TEXT NOT NULL,           -- exact | near
+            threshold REAL NOT NULL,
+            decided_at REAL NOT NULL
+        );
+        CREATE INDEX duplicates_of ON duplicates (duplicate_of);
+
+        CREATE TABLE scores (
+            pair_hash TEXT NOT NULL,
+            scorer TEXT NOT NULL,           -- name/version, e.g. rubric/1
+            score REAL NOT NULL,            -- 0-100
+            tier TEXT NOT NULL,
+            subscores TEXT NOT NULL,        -- JSON
+            rationale TEXT,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (pair_hash, scorer)
+        );
+
+        ALTER TABLE pairs ADD COLUMN norm_hash TEXT;      -- exact-duplicate key
+        ALTER TABLE pairs ADD COLUMN dedup_at REAL;       -- when its duplicate check ran
+        CREATE INDEX pairs_norm_hash ON pairs (norm_hash);
+        """
+    )
+    db.table("pairs").enable_fts(["question", "answer"], tokenize="porter", create_triggers=True)

@@ -1,0 +1,61 @@
+"""Embedding providers: one protocol, implementations selected through ``EMBEDDERS``."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from daemon.config import Config
+from daemon.errors import ConfigError
+from daemon.validation import normalise
+
+Matrix = NDArray[np.float32]
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors."""
+
+    #: Identifies the vectors in the cache: provider, model and dimension.
+    model_id: str
+    dimension: int
+
+    def embed_documents(self, texts: Sequence[str]) -> Matrix: ...
+
+    def embed_query(self, text: str) -> Matrix: ...
+
+
+def text_hash(text: str) -> str:
+    """Cache key of a text: the same text is never embedded twice per model."""
+    return hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()
+
+
+def normalise_rows(matrix: Matrix) -> Matrix:
+    """Unit-length rows (cosine similarity becomes a dot product)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    normalised: Matrix = (matrix / norms).astype(np.float32)
+    return normalised
+
+
+def _local(config: Config) -> Embedder:
+    from daemon.embedders.local import LocalEmbedder
+
+    return LocalEmbedder(config.embeddings.local_model, config.embeddings.batch_size)
+
+
+EMBEDDERS: dict[str, Callable[[Config], Embedder]] = {"local": _local}
+
+
+def make_embedder(config: Config) -> Embedder:
+    """The embedder the config names."""
+    factory = EMBEDDERS.get(config.embeddings.provider)
+    if factory is None:
+        raise ConfigError(
+            f"embeddings.provider: {config.embeddings.provider!r} is not available here "
+            f"(choose from {', '.join(sorted(EMBEDDERS))})"
+        )
+    return factory(config)

@@ -1,0 +1,162 @@
+"""Refinement shared by the stages and the CLI: pair vectors from stored embeddings,
+keeping the index in step with the DB, and the corpus-wide de-duplication re-run."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from daemon.embedders import Embedder, Matrix, normalise_rows, text_hash
+from daemon.index import VectorIndex, build
+from daemon.logs import Event
+from daemon.store import Store
+from daemon.store import corpus as q
+from daemon.validation import normalise
+
+_PUNCTUATION = re.compile(r"[^\w\s]")
+
+
+def norm_hash(question: str, answer: str) -> str:
+    """Key for exact duplicates: case, punctuation and whitespace ignored."""
+
+    def fold(text: str) -> str:
+        return " ".join(_PUNCTUATION.sub(" ", normalise(text).lower()).split())
+
+    return text_hash(fold(question) + "\x1f" + fold(answer))
+
+
+def pair_vectors(store: Store, model_id: str, pairs: Sequence[dict[str, Any]]) -> Matrix:
+    """One vector a pair: the normalised sum of its question's and answer's vectors.
+
+    The question half lets a paraphrased question find the pair; the answer half keeps
+    two different answers to the same question apart.
+    """
+    if not pairs:
+        return np.zeros((0, 0), dtype=np.float32)
+    hashes = [(text_hash(p["question"]), text_hash(p["answer"])) for p in pairs]
+    stored = q.load_embeddings(store.db, model_id, [h for pair in hashes for h in pair])
+    missing = [h for pair in hashes for h in pair if h not in stored]
+    if missing:
+        raise LookupError(f"{len(missing)} text(s) have no {model_id} embedding yet")
+    return normalise_rows(np.stack([stored[qh] + stored[ah] for qh, ah in hashes]))
+
+
+def indexable_ids(store: Store) -> list[int]:
+    """Active pairs whose duplicate check has run: exactly what the index must hold."""
+    return [
+        int(r[0])
+        for r in store.db.execute(
+            q.ACTIVE_PAIRS + " AND p.dedup_at IS NOT NULL ORDER BY p.id"
+        ).fetchall()
+    ]
+
+
+def sync_index(store: Store, index: VectorIndex) -> tuple[int, int]:
+    """Add what the index lacks and drop what it should not hold; returns (added, removed)."""
+    wanted = set(indexable_ids(store))
+    have = index.ids
+    extra = sorted(have - wanted)
+    missing = sorted(wanted - have)
+    index.remove(extra)
+    for start in range(0, len(missing), 2000):
+        chunk = missing[start : start + 2000]
+        index.add(chunk, pair_vectors(store, index.model_id, q.pairs_by_id(store.db, chunk)))
+    return len(missing), len(extra)
+
+
+def load_or_rebuild_index(
+    store: Store, embedder: Embedder, folder: Any, log: Any, save: bool = True
+) -> VectorIndex:
+    """The saved index if it agrees with the DB, else one rebuilt from stored vectors."""
+    ids = indexable_ids(store)
+    index = VectorIndex.load(folder, ids, embedder.model_id, embedder.dimension)
+    if index is not None:
+        log.info(Event.INDEX_LOADED, count=len(index), path=str(folder))
+        return index
+    started = time.monotonic()
+    vectors = (
+        pair_vectors(store, embedder.model_id, q.pairs_by_id(store.db, ids))
+        if ids
+        else np.zeros((0, embedder.dimension), dtype=np.float32)
+    )
+    index = build(ids, vectors, embedder.model_id, embedder.dimension)
+    if save:
+        index.save(folder)
+    log.info(
+        Event.INDEX_REBUILT,
+        count=len(index),
+        path=str(folder),
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
+    return index
+
+
+@dataclass(frozen=True)
+class DedupResult:
+    pairs: int
+    duplicates: int
+    clusters: int
+
+
+def redecide_duplicates(
+    store: Store, model_id: str, scorer: str, threshold: float, neighbours: int, now: float
+) -> DedupResult:
+    """Re-decide every duplicate from stored vectors and scores (no re-embedding).
+
+    A kNN graph (hnswlib, n log n) links pairs at or above ``threshold``; linked pairs
+    and pairs with the same normalised text form clusters (union-find); the best-scored
+    pair of a cluster is kept (ties: the oldest), the others point at it.
+    """
+    ids = q.checked_pair_ids(store.db)
+    rows = q.pairs_by_id(store.db, ids)
+    parent = list(range(len(ids)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    exact: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        key = row["norm_hash"] or norm_hash(row["question"], row["answer"])
+        if key in exact:
+            union(exact[key], i)
+        else:
+            exact[key] = i
+    vectors = pair_vectors(store, model_id, rows) if rows else None
+    if vectors is not None and len(ids) > 1:
+        graph = build(list(range(len(ids))), vectors, model_id, vectors.shape[1])
+        labels, distances = graph.knn_all(vectors, min(neighbours + 1, len(ids)))
+        for i in range(len(ids)):
+            for label, distance in zip(labels[i], distances[i], strict=True):
+                if label != i and 1.0 - distance >= threshold:
+                    union(i, int(label))
+    clusters: dict[int, list[int]] = {}
+    for i in range(len(ids)):
+        clusters.setdefault(find(i), []).append(i)
+    scores = q.scores_for(store.db, scorer, ids)
+    decided: list[tuple[int, int, float, str]] = []
+    for members in clusters.values():
+        if len(members) < 2:
+            continue
+        best = max(members, key=lambda i: (scores.get(ids[i], -1.0), -ids[i]))
+        for i in members:
+            if i == best:
+                continue
+            similarity = float(vectors[i] @ vectors[best]) if vectors is not None else 1.0
+            same_text = (rows[i]["norm_hash"] or "") == (rows[best]["norm_hash"] or "-")
+            decided.append((ids[i], ids[best], similarity, "exact" if same_text else "near"))
+    with store.transaction() as db:
+        q.replace_all_duplicates(db, decided, threshold, now)
+    return DedupResult(len(ids), len(decided), sum(1 for m in clusters.values() if len(m) > 1))

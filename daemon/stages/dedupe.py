@@ -1,0 +1,77 @@
+"""embedded -> deduplicated: mark exact and near duplicates across the whole corpus.
+
+Each pair not checked before is compared with the pairs already checked: the same
+normalised text is an exact duplicate; a cosine similarity at or above the threshold
+(nearest neighbour in the index, or an earlier pair of this batch) a near one.
+Duplicates point at the kept pair of their cluster; nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlite_utils import Database
+
+from daemon.embedders import Embedder
+from daemon.index import VectorIndex
+from daemon.records import Batch
+from daemon.refine import norm_hash, pair_vectors
+from daemon.stages import StageContext
+from daemon.states import BatchState
+from daemon.store import corpus as q
+
+
+def dedupe(batch: Batch, ctx: StageContext, now: float) -> Batch:
+    """Decide, for each new pair of the batch, whether it duplicates an earlier one."""
+    embedder: Embedder = ctx.services["embedder"]
+    index: VectorIndex = ctx.services["index"]
+    threshold = ctx.config.dedup.threshold
+    db = ctx.store.db
+    pairs = [p for p in q.batch_pairs(db, batch.id) if p["dedup_at"] is None]
+    vectors = pair_vectors(ctx.store, embedder.model_id, pairs)
+    decisions: list[tuple[int, str, tuple[int, float, str] | None]] = []
+    seen_exact: dict[str, int] = {}
+    kept_rows: list[int] = []  # rows of this batch kept so far
+    for row, pair in enumerate(pairs):
+        key = norm_hash(pair["question"], pair["answer"])
+        match: tuple[int, float, str] | None = None
+        earlier = seen_exact.get(key) or q.pair_by_norm_hash(db, key, pair["id"])
+        if earlier is not None:
+            match = (earlier, 1.0, "exact")
+        else:
+            match = _nearest(index, vectors, row, kept_rows, pairs, threshold)
+        if match is None:
+            kept_rows.append(row)
+        seen_exact.setdefault(key, pair["id"])
+        decisions.append((pair["id"], key, match))
+
+    def effects(db: Database) -> dict[str, object]:
+        duplicates = 0
+        for pair_id, key, match in decisions:
+            q.mark_checked(db, pair_id, key, now)
+            if match is not None:
+                of, similarity, method = match
+                q.set_duplicate(db, pair_id, q.kept_of(db, of), similarity, method, threshold, now)
+                duplicates += 1
+        return {"checked": len(decisions), "duplicates": duplicates, "threshold": threshold}
+
+    return ctx.store.advance(batch, BatchState.DEDUPLICATED, now=now, effects=effects)
+
+
+def _nearest(
+    index: VectorIndex,
+    vectors: np.ndarray,
+    row: int,
+    kept_rows: list[int],
+    pairs: list[dict[str, object]],
+    threshold: float,
+) -> tuple[int, float, str] | None:
+    best: tuple[int, float, str] | None = None
+    for label, distance in index.query(vectors[row], 1):
+        if 1.0 - distance >= threshold:
+            best = (label, 1.0 - distance, "near")
+    if kept_rows:
+        similarities = vectors[kept_rows] @ vectors[row]
+        top = int(np.argmax(similarities))
+        if similarities[top] >= threshold and (best is None or similarities[top] > best[1]):
+            best = (int(pairs[kept_rows[top]]["id"]), float(similarities[top]), "near")  # type: ignore[call-overload]
+    return best

@@ -1,0 +1,25 @@
+"""scored -> indexed: the index holds exactly the active, checked pairs; saved atomically."""
+
+from __future__ import annotations
+
+from daemon.index import VectorIndex
+from daemon.logs import Event
+from daemon.records import Batch
+from daemon.refine import sync_index
+from daemon.stages import StageContext
+from daemon.states import BatchState
+
+
+def index_batch(batch: Batch, ctx: StageContext, now: float) -> Batch:
+    """Bring the index in step with the DB (adds this batch, drops new duplicates), save."""
+    index: VectorIndex = ctx.services["index"]
+    added, removed = sync_index(ctx.store, index)
+    if added or removed:
+        index.save(ctx.config.index_dir)
+        ctx.log.debug(Event.INDEX_SAVED, count=len(index), added=added, removed=removed)
+    return ctx.store.advance(
+        batch,
+        BatchState.INDEXED,
+        now=now,
+        detail={"added": added, "removed": removed, "size": len(index)},
+    )

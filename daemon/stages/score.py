@@ -1,0 +1,74 @@
+"""deduplicated -> scored: quality scores for the batch's pairs, then the best-scored
+pair of every cluster they touch becomes the kept one."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+
+from daemon.embedders import Embedder, text_hash
+from daemon.records import Batch
+from daemon.scorers import PairToScore, Scorer
+from daemon.stages import StageContext
+from daemon.states import BatchState
+from daemon.store import corpus as q
+
+
+def score(batch: Batch, ctx: StageContext, now: float) -> Batch:
+    """Score pairs not yet scored by this scorer (name and version), then re-pick keepers."""
+    embedder: Embedder = ctx.services["embedder"]
+    scorer: Scorer = ctx.services["scorer"]
+    db = ctx.store.db
+    pairs = q.batch_pairs(db, batch.id)
+    done = q.scored_hashes(db, scorer.name, [p["hash"] for p in pairs])
+    todo = [p for p in pairs if p["hash"] not in done]
+    vectors = q.load_embeddings(
+        db, embedder.model_id, [text_hash(t) for p in todo for t in (p["question"], p["answer"])]
+    )
+    to_score = []
+    for pair in todo:
+        qv, av = vectors.get(text_hash(pair["question"])), vectors.get(text_hash(pair["answer"]))
+        relevance = float(qv @ av) if qv is not None and av is not None else None
+        to_score.append(PairToScore(pair["hash"], pair["question"], pair["answer"], relevance))
+    results = [s.as_row() for s in scorer.score(to_score)]
+
+    def effects(db: Database) -> dict[str, object]:
+        q.save_scores(db, scorer.name, results, now)
+        swapped = _keep_best(db, ctx, [p["id"] for p in pairs], scorer.name, now)
+        return {"scored": len(results), "scorer": scorer.name, "keepers_changed": swapped}
+
+    return ctx.store.advance(batch, BatchState.SCORED, now=now, effects=effects)
+
+
+def _keep_best(
+    db: Database, ctx: StageContext, pair_ids: list[int], scorer: str, now: float
+) -> int:
+    """Make the best-scored member of each touched cluster its kept pair."""
+    from daemon.refine import pair_vectors
+
+    embedder: Embedder = ctx.services["embedder"]
+    changed = 0
+    for kept in {q.kept_of(db, pair_id) for pair_id in pair_ids}:
+        members = q.cluster_members(db, kept)
+        if len(members) < 2:
+            continue
+        scores = q.scores_for(db, scorer, members)
+        best = max(members, key=lambda i: (scores.get(i, -1.0), -i))
+        if best == kept:
+            continue
+        rows = q.pairs_by_id(db, members)
+        vectors = dict(
+            zip(
+                [r["id"] for r in rows],
+                pair_vectors(ctx.store, embedder.model_id, rows),
+                strict=True,
+            )
+        )
+        threshold = ctx.config.dedup.threshold
+        q.clear_duplicate(db, best)
+        for member in members:
+            if member != best:
+                q.set_duplicate(
+                    db, member, best, float(vectors[member] @ vectors[best]), "near", threshold, now
+                )
+        changed += 1
+    return changed
