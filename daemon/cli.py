@@ -3,20 +3,22 @@ errors to exit codes and operator messages."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import click
 from rich.console import Console
+from rich.table import Table
 
 from daemon import __version__, atomic
 from daemon import status as status_report
 from daemon.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML, Config, load_config
 from daemon.errors import AlreadyRunningError, ConfigError, InboxdError
-from daemon.logs import configure_logging
+from daemon.logs import configure_logging, get_logger
 from daemon.service import Service
 from daemon.store import Store
 
@@ -36,13 +38,17 @@ class _Options:
         return load_config(self.root, self.config_path, self.overrides)
 
 
-def _config(ctx: click.Context) -> Config:
+def _config(ctx: click.Context, *, logs_to_stdout: bool = False) -> Config:
+    """The validated config; logs go to stdout only for the daemon (journald), else to
+    stderr so that a command's own output (``--json``) stays clean."""
     options: _Options = ctx.obj
     try:
         config = options.load()
     except ConfigError as exc:
         _fail(str(exc), EXIT_CONFIG)
-    configure_logging(config.log_format, config.log_level)
+    configure_logging(
+        config.log_format, config.log_level, sys.stdout if logs_to_stdout else sys.stderr
+    )
     return config
 
 
@@ -115,7 +121,7 @@ def run(ctx: click.Context, once: bool) -> None:
       inboxd --root ~/research run
       inboxd --root ~/research run --once     # for cron or a one-off import
     """
-    config = _config(ctx)
+    config = _config(ctx, logs_to_stdout=True)
     options: _Options = ctx.obj
     service = Service(config, reload_config=options.load)
     service.install_signal_handlers()
@@ -173,6 +179,106 @@ def retry(ctx: click.Context, batch_ids: tuple[int, ...]) -> None:
 
     count = _with_errors(requeue)
     click.echo(f"re-queued {count} failed batch(es); a running daemon picks them up now")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("-k", "k", type=click.IntRange(1, 1000), help="How many results (default 5).")
+@click.option(
+    "--max-distance",
+    type=click.FloatRange(0, 2),
+    help="Cosine distance cut-off for dense hits (default 0.5, the seed's).",
+)
+@click.option("--indicator", help="Only pairs of this indicator (id, name or alias).")
+@click.option("--min-quality", type=click.FloatRange(0, 100), help="Only pairs scoring this.")
+@click.option(
+    "--mode",
+    type=click.Choice(["dense", "lexical", "hybrid"]),
+    default="hybrid",
+    show_default=True,
+    help="dense: embeddings; lexical: BM25; hybrid: both fused.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def search(
+    ctx: click.Context,
+    query: str,
+    k: int | None,
+    max_distance: float | None,
+    indicator: str | None,
+    min_quality: float | None,
+    mode: str,
+    as_json: bool,
+) -> None:
+    """Find the pairs that answer QUERY (works while the daemon runs).
+
+    \b
+    Example:
+      inboxd --root ~/research search "how is the simple moving average computed" -k 3
+      inboxd --root ~/research search MVRV --mode hybrid --min-quality 80 --json
+    """
+    config = _config(ctx)
+    from daemon.search import Mode, open_searcher
+
+    def find() -> list[Any]:
+        if not config.db_path.exists():
+            raise InboxdError(f"no database under {config.root}; run `inboxd run` first")
+        searcher = open_searcher(config, get_logger())
+        try:
+            return searcher.search(
+                query,
+                k=k or config.search.default_k,
+                max_distance=config.search.max_distance if max_distance is None else max_distance,
+                indicator=indicator,
+                min_quality=min_quality,
+                mode=cast(Mode, mode),
+            )
+        finally:
+            searcher.store.close()
+
+    hits = _with_errors(find)
+    if as_json:
+        click.echo(json.dumps([hit.as_dict() for hit in hits], indent=2))
+        return
+    table = Table(title=f"{len(hits)} result(s) for {query!r}")
+    for column in ("id", "distance", "indicator", "quality", "question / answer"):
+        table.add_column(column)
+    for hit in hits:
+        distance = "" if hit.distance is None else f"{hit.distance:.3f}"
+        quality = "" if hit.quality is None else f"{hit.quality:.0f} {hit.tier}"
+        table.add_row(
+            str(hit.pair_id),
+            distance,
+            hit.indicator or "",
+            quality,
+            f"[bold]{hit.question}[/]\n{hit.answer[:300]}",
+        )
+    Console().print(table)
+
+
+@cli.command()
+@click.pass_context
+def refine(ctx: click.Context) -> None:
+    """Re-run corpus-wide de-duplication from stored vectors and resync the index.
+
+    Run it after changing [dedup] threshold; nothing is embedded again. The daemon does
+    the same by itself when ALL_SESSIONS_COMPLETE.txt arrives.
+
+    \b
+    Example:
+      INBOXD_DEDUP__THRESHOLD=0.9 inboxd --root ~/research refine
+    """
+    config = _config(ctx)
+    service = Service(config)
+    try:
+        pipeline = service.start(watch=False)
+        run = pipeline.ctx.services["refine_corpus"]
+        _with_errors(lambda: run(time.time()))
+    except AlreadyRunningError as exc:
+        _fail(f"{exc}. The running daemon refines on ALL_SESSIONS_COMPLETE.txt.", EXIT_RUNNING)
+    finally:
+        service.stop()
+    click.echo(json.dumps(status_report.gather(config)["refinement"], indent=2))
 
 
 def _with_errors(work: Callable[[], Any]) -> Any:

@@ -162,13 +162,13 @@ class VectorIndex:
         ):
             return None
         params = IndexParams(meta["M"], meta["ef_construction"], meta["ef_search"])
-        index = cls(dimension, model_id, params, capacity=len(ids) + 1024)
+        index = cls(dimension, model_id, params, capacity=16)
+        loaded = hnswlib.Index(space="cosine", dim=dimension)  # load_index wants a fresh one
         try:
-            index._index.load_index(
-                str(path), max_elements=len(ids) + 1024, allow_replace_deleted=True
-            )
+            loaded.load_index(str(path), max_elements=len(ids) + 1024, allow_replace_deleted=True)
         except RuntimeError:
             return None
+        index._index = loaded
         index._index.set_ef(params.ef_search)
         index._ids = set(ids)
         return index

@@ -218,10 +218,24 @@ class Pipeline:
         return failed
 
     def step(self, now: float) -> bool:
-        """Take in complete files, then move one batch; True if anything happened."""
+        """Take in complete files, then move one batch (or, with no batch to move, run
+        the corpus-level work a signal asked for); True if anything happened."""
         took = self.take_settled(now)
         moved = self.advance_one(now)
-        return bool(took) or moved is not None
+        if moved is None and not took:
+            return self.corpus_work(now)
+        return True
+
+    def corpus_work(self, now: float) -> bool:
+        """On ``ALL_SESSIONS_COMPLETE.txt``: the corpus-wide refinement, once per signal."""
+        run = self.ctx.services.get("refine_corpus")
+        signals = self.ctx.store.unhandled_signals(SIGNAL_ALL_COMPLETE)
+        if run is None or not signals:
+            return False
+        run(now)
+        for signal in signals:
+            self.ctx.store.mark_signal_handled(signal["id"], now)
+        return True
 
     def idle(self) -> bool:
         """Nothing pending in the tracker and no batch a stage can move now."""

@@ -160,3 +160,36 @@ def redecide_duplicates(
     with store.transaction() as db:
         q.replace_all_duplicates(db, decided, threshold, now)
     return DedupResult(len(ids), len(decided), sum(1 for m in clusters.values() if len(m) > 1))
+
+
+def refine_corpus(
+    store: Store,
+    index: VectorIndex,
+    *,
+    scorer: str,
+    threshold: float,
+    neighbours: int,
+    index_dir: Any,
+    log: Any,
+    now: float,
+) -> dict[str, int]:
+    """The corpus-level run: re-decide duplicates over everything, then resync the index."""
+    started = time.monotonic()
+    result = redecide_duplicates(store, index.model_id, scorer, threshold, neighbours, now)
+    added, removed = sync_index(store, index)
+    index.save(index_dir)
+    summary = {
+        "pairs": result.pairs,
+        "duplicates": result.duplicates,
+        "clusters": result.clusters,
+        "index_added": added,
+        "index_removed": removed,
+        "index_size": len(index),
+    }
+    log.info(
+        Event.DEDUP_DECIDED,
+        threshold=threshold,
+        **summary,
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
+    return summary

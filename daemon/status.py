@@ -56,6 +56,7 @@ def gather(config: Config) -> dict[str, Any]:
             )
         ]
         return {
+            "refinement": _refinement(config, store),
             "root": str(config.root),
             "initialised": True,
             "batches": {state.value: by_state.get(state.value, 0) for state in BatchState},
@@ -70,6 +71,25 @@ def gather(config: Config) -> dict[str, Any]:
         store.close()
 
 
+def _refinement(config: Config, store: Store) -> dict[str, Any]:
+    from daemon.index import META_FILE
+    from daemon.scorers import make_scorer
+    from daemon.store import corpus
+
+    try:
+        meta = json.loads((config.index_dir / META_FILE).read_text())
+    except (OSError, ValueError):
+        meta = {}
+    return {
+        "embeddings": corpus.embedding_count(store.db),
+        "duplicates": corpus.duplicate_count(store.db),
+        "active_pairs": len(corpus.active_pair_ids(store.db)),
+        "quality": corpus.quality_summary(store.db, make_scorer(config).name),
+        "index_size": meta.get("count"),
+        "index_model": meta.get("model"),
+    }
+
+
 def render(report: dict[str, Any], console: Console) -> None:
     """Print the status report for a person."""
     if not report.get("initialised"):
@@ -78,6 +98,14 @@ def render(report: dict[str, Any], console: Console) -> None:
     console.print(
         f"[bold]inboxd[/] {report['root']}: [bold]{report['pairs']}[/] pairs imported, "
         f"{report['invalid_items']} invalid item(s) reported"
+    )
+    refined = report["refinement"]
+    quality = refined["quality"]
+    tiers = ", ".join(f"{t} {n}" for t, n in sorted(quality["tiers"].items()))
+    console.print(
+        f"Refinement: {refined['embeddings']} texts embedded, {refined['duplicates']}"
+        f" duplicates, {refined['active_pairs']} active pairs, index "
+        f"{refined['index_size']}; quality average {quality['average']} ({tiers})"
     )
     batches = Table(title="Batches by state")
     batches.add_column("state")

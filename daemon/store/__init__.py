@@ -175,7 +175,7 @@ class Store:
         fields = "state = ?, updated_at = ?"
         if to is not BatchState.FAILED:
             fields += ", resume_state = NULL, next_attempt_at = NULL"
-        db.execute(f"UPDATE batches SET {fields} WHERE id = ?", [to, now, batch.id])  # noqa: S608
+        db.execute(f"UPDATE batches SET {fields} WHERE id = ?", [to, now, batch.id])
         self._record(db, batch.id, batch.state, to, now, detail)
 
     @staticmethod
@@ -209,7 +209,7 @@ class Store:
         marks = ", ".join("?" for _ in states)
         rows = list(
             self.db.query(
-                f"SELECT * FROM batches WHERE state IN ({marks})"  # noqa: S608
+                f"SELECT * FROM batches WHERE state IN ({marks})"
                 " OR (state = ? AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?)"
                 " ORDER BY id LIMIT 1",
                 [*states, BatchState.FAILED, now],
@@ -229,7 +229,7 @@ class Store:
             params += list(batch_ids)
         with self.transaction() as db:
             cursor = db.execute(
-                f"UPDATE batches SET next_attempt_at = ?, attempts = 0 WHERE {where}",  # noqa: S608
+                f"UPDATE batches SET next_attempt_at = ?, attempts = 0 WHERE {where}",
                 [now, *params],
             )
             return cursor.rowcount
@@ -248,7 +248,7 @@ class Store:
         states = [*workable, BatchState.FAILED]
         marks = ", ".join("?" for _ in states)
         row = self.db.execute(
-            f"SELECT count(*) FROM batches WHERE state IN ({marks})",  # noqa: S608
+            f"SELECT count(*) FROM batches WHERE state IN ({marks})",
             states,
         ).fetchone()
         return int(row[0])

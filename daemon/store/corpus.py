@@ -42,7 +42,7 @@ def pairs_by_id(db: Database, pair_ids: Sequence[int]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for start in range(0, len(pair_ids), 500):
         chunk = list(pair_ids[start : start + 500])
-        rows += db.query(f"SELECT * FROM pairs WHERE id IN ({_marks(chunk)})", chunk)  # noqa: S608
+        rows += db.query(f"SELECT * FROM pairs WHERE id IN ({_marks(chunk)})", chunk)
     return rows
 
 
@@ -58,7 +58,8 @@ def known_text_hashes(db: Database, model: str, text_hashes: Sequence[str]) -> s
         found.update(
             row[0]
             for row in db.execute(
-                f"SELECT text_hash FROM embeddings WHERE model = ? AND text_hash IN ({_marks(chunk)})",  # noqa: S608
+                "SELECT text_hash FROM embeddings WHERE model = ?"
+                f" AND text_hash IN ({_marks(chunk)})",
                 [model, *chunk],
             ).fetchall()
         )
@@ -82,7 +83,7 @@ def load_embeddings(db: Database, model: str, text_hashes: Iterable[str]) -> dic
     for start in range(0, len(unique), 500):
         chunk = unique[start : start + 500]
         for text_hash, blob in db.execute(
-            f"SELECT text_hash, vector FROM embeddings WHERE model = ?"  # noqa: S608
+            f"SELECT text_hash, vector FROM embeddings WHERE model = ?"
             f" AND text_hash IN ({_marks(chunk)})",
             [model, *chunk],
         ).fetchall():
@@ -190,7 +191,7 @@ def scored_hashes(db: Database, scorer: str, pair_hashes: Sequence[str]) -> set[
         found.update(
             r[0]
             for r in db.execute(
-                f"SELECT pair_hash FROM scores WHERE scorer = ? AND pair_hash IN ({_marks(chunk)})",  # noqa: S608
+                f"SELECT pair_hash FROM scores WHERE scorer = ? AND pair_hash IN ({_marks(chunk)})",
                 [scorer, *chunk],
             ).fetchall()
         )
@@ -222,7 +223,7 @@ def scores_for(db: Database, scorer: str, pair_ids: Sequence[int]) -> dict[int, 
     for start in range(0, len(pair_ids), 500):
         chunk = list(pair_ids[start : start + 500])
         for pair_id, score in db.execute(
-            f"SELECT p.id, s.score FROM pairs p JOIN scores s ON s.pair_hash = p.hash"  # noqa: S608
+            f"SELECT p.id, s.score FROM pairs p JOIN scores s ON s.pair_hash = p.hash"
             f" AND s.scorer = ? WHERE p.id IN ({_marks(chunk)})",
             [scorer, *chunk],
         ).fetchall():
@@ -233,7 +234,7 @@ def scores_for(db: Database, scorer: str, pair_ids: Sequence[int]) -> dict[int, 
 def quality_summary(db: Database, scorer: str) -> dict[str, Any]:
     """Average score and tier counts over the active pairs."""
     rows = db.execute(
-        f"SELECT s.tier, count(*), avg(s.score) FROM pairs p JOIN scores s"  # noqa: S608
+        f"SELECT s.tier, count(*), avg(s.score) FROM pairs p JOIN scores s"
         f" ON s.pair_hash = p.hash AND s.scorer = ? WHERE p.id IN ({ACTIVE_PAIRS})"
         " GROUP BY s.tier",
         [scorer],
