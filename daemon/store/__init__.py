@@ -115,6 +115,8 @@ class Store:
         ``effects`` runs inside the transaction; a dict it returns joins the detail.
         Refused when the batch is no longer in the state the caller saw.
         """
+        if to is BatchState.FAILED:
+            raise InvalidTransitionError(f"batch {batch.id}: use fail() to record a failure")
         with self.transaction() as db:
             current = self.batch(batch.id)
             if current.state is not batch.state:
@@ -135,18 +137,17 @@ class Store:
         base_seconds: float,
         max_seconds: float,
     ) -> Batch:
-        """Record a transient failure: retry later with backoff, or park after the last try."""
-        attempts = batch.attempts + 1
-        resume = batch.resume_state if batch.state is BatchState.FAILED else batch.state
-        parked = attempts >= max_attempts
-        delay = min(max_seconds, base_seconds * 2 ** (attempts - 1))
-        next_at = None if parked else now + delay * random.uniform(0.5, 1.0)
+        """Record a transient failure: retry later with backoff, or park after the last try.
+
+        Reads the batch again inside the transaction: the caller's copy may be stale.
+        """
         with self.transaction() as db:
-            db.execute(
-                "UPDATE batches SET resume_state = ?, attempts = ?, next_attempt_at = ?,"
-                " last_error = ? WHERE id = ?",
-                [resume, attempts, next_at, error, batch.id],
-            )
+            batch = self.batch(batch.id)
+            attempts = batch.attempts + 1
+            resume = batch.resume_state if batch.state is BatchState.FAILED else batch.state
+            parked = attempts >= max_attempts
+            delay = min(max_seconds, base_seconds * 2 ** (attempts - 1))
+            next_at = None if parked else now + delay * random.uniform(0.5, 1.0)
             detail = {
                 "error": error,
                 "attempts": attempts,
@@ -157,6 +158,11 @@ class Store:
                 self._record(db, batch.id, BatchState.FAILED, BatchState.FAILED, now, detail)
             else:
                 self._move(db, batch, BatchState.FAILED, now, detail)
+            db.execute(
+                "UPDATE batches SET resume_state = ?, attempts = ?, next_attempt_at = ?,"
+                " last_error = ? WHERE id = ?",
+                [resume, attempts, next_at, error, batch.id],
+            )
         return self.batch(batch.id)
 
     def resume(self, batch: Batch, *, now: float) -> Batch:
