@@ -44,11 +44,18 @@ def _config(ctx: click.Context, *, logs_to_stdout: bool = False) -> Config:
     options: _Options = ctx.obj
     try:
         config = options.load()
+        # Only the daemon writes the log file: it holds the root's lock, and rotation is
+        # not safe with two processes writing one file.
+        configure_logging(
+            config.log_format,
+            config.log_level,
+            sys.stdout if logs_to_stdout else sys.stderr,
+            log_file=config.log_path if logs_to_stdout and config.log_file else None,
+            log_file_max_bytes=config.log_file_max_bytes,
+            log_file_backups=config.log_file_backups,
+        )
     except ConfigError as exc:
         _fail(str(exc), EXIT_CONFIG)
-    configure_logging(
-        config.log_format, config.log_level, sys.stdout if logs_to_stdout else sys.stderr
-    )
     return config
 
 
@@ -279,6 +286,65 @@ def refine(ctx: click.Context) -> None:
     finally:
         service.stop()
     click.echo(json.dumps(status_report.gather(config)["refinement"], indent=2))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--skip-model", is_flag=True, help="Do not load the embedding model (saves a few seconds)."
+)
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool, skip_model: bool) -> None:
+    """Check the root: folders, permissions, DB integrity, index, providers, model.
+
+    Prints ok or FAIL for each check, with what to fix, and exits 1 if any failed.
+    Safe while the daemon runs (read-only); run it as the daemon's user to see what
+    the daemon can write.
+
+    \b
+    Example:
+      inboxd --root ~/research doctor
+      sudo -u inboxd /opt/inboxd/venv/bin/inboxd --root /var/lib/inboxd doctor
+      inboxd --root ~/research doctor --skip-model --json | jq .ok
+    """
+    from daemon import doctor as checks
+
+    options: _Options = ctx.obj
+    # The config is one of the checks, so logging cannot wait for it: warnings only,
+    # on stderr, unless --log-level/--log-format say otherwise.
+    configure_logging(
+        options.overrides.get("log_format") or "console",
+        options.overrides.get("log_level") or "warning",
+        sys.stderr,
+    )
+    found = checks.run_checks(
+        options.root, options.config_path, options.overrides, model=not skip_model
+    )
+    click.echo(checks.to_json(found) if as_json else checks.render(found))
+    if any(check.failed for check in found):
+        sys.exit(EXIT_ERROR)
+
+
+@cli.command()
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
+@click.pass_context
+def backup(ctx: click.Context, dest: Path, force: bool) -> None:
+    """Copy the DB to DEST (a file, or a folder for a timestamped file) while it runs.
+
+    Uses SQLite's online backup: consistent even while the daemon writes. The index
+    is not copied (it is rebuilt from the DB); copy state/archive/ yourself.
+
+    \b
+    Example:
+      inboxd --root ~/research backup ~/backups/              # ~/backups/inboxd-<UTC time>.db
+      inboxd --root /var/lib/inboxd backup /var/backups/inboxd/inboxd-$(date +%F).db
+    """
+    from daemon.backup import afterwards, backup_database
+
+    config = _config(ctx)
+    result = _with_errors(lambda: backup_database(config, dest, overwrite=force))
+    click.echo(afterwards(config, result))
 
 
 def _with_errors(work: Callable[[], Any]) -> Any:

@@ -90,6 +90,11 @@ class Config(BaseSettings):
     root: Path = Field(default_factory=Path.cwd)
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # The daemon (`inboxd run`) also appends its JSON lines to state/logs/inboxd.log,
+    # rotated by size, for hosts without journald or to keep months of history.
+    log_file: bool = False
+    log_file_max_bytes: int = Field(10 * 1024 * 1024, ge=64 * 1024)
+    log_file_backups: int = Field(5, ge=1, le=100)
     catalog_path: Path | None = None
     watch: WatchConfig = WatchConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -143,6 +148,10 @@ class Config(BaseSettings):
         return self.state_dir / "reports"
 
     @property
+    def log_path(self) -> Path:
+        return self.state_dir / "logs" / "inboxd.log"
+
+    @property
     def lock_path(self) -> Path:
         return self.state_dir / "inboxd.lock"
 
@@ -167,13 +176,19 @@ def _describe(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def resolve_root(root: Path | None = None) -> Path:
+    """The root a command works on: ``--root``, else ``$INBOXD_ROOT``, else the current
+    folder; absolute. (``inboxd doctor`` needs it even when the config does not load.)"""
+    return (root or Path(os.environ.get("INBOXD_ROOT") or ".")).expanduser().resolve()
+
+
 def load_config(
     root: Path | None = None,
     config_path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Config:
     """Build the validated config; a bad value raises ConfigError naming the key."""
-    root = (root or Path(os.environ.get("INBOXD_ROOT") or ".")).expanduser().resolve()
+    root = resolve_root(root)
     path = config_path or root / CONFIG_FILE_NAME
     toml_file: Path | None = None
     if config_path is not None or path.exists():
@@ -196,6 +211,9 @@ DEFAULT_CONFIG_TOML = """\
 
 # log_format = "json"        # "json" (one object a line, for journald) or "console"
 # log_level = "info"
+# log_file = false           # `run` also appends its JSON log lines to state/logs/inboxd.log
+# log_file_max_bytes = 10485760   # ... rotated at this size (inboxd.log.1, .2, ...)
+# log_file_backups = 5       # ... keeping this many rotated files
 # catalog_path = "my-catalog.toml"   # replace the shipped 227-indicator catalog
 
 [watch]

@@ -68,16 +68,33 @@ class VectorIndex:
         return len(self._ids)
 
     def add(self, ids: Sequence[int], vectors: Matrix) -> None:
-        """Add (or replace) vectors under their pair ids."""
+        """Add (or replace) vectors under their pair ids.
+
+        hnswlib keeps a removed label in its slot (marked deleted) until the slot is
+        reused. A label it still knows is updated in place (unmarked first if removed);
+        only new labels may take a freed slot. Letting a known label take another slot
+        would leave it in two slots (found twice) or, once its old slot is reused,
+        unknown to hnswlib ("Label not found" on the next remove).
+        """
         if not len(ids):
             return
         with self._lock:
             needed = len(self._ids) + len(ids)
             if needed > self._index.get_max_elements():
                 self._index.resize_index(max(needed, 2 * self._index.get_max_elements()))
-            fresh = [i for i in ids if i not in self._ids]
-            self._index.add_items(vectors, np.asarray(ids, dtype=np.int64), replace_deleted=True)
-            self._ids.update(fresh)
+            labels = np.asarray(ids, dtype=np.int64)
+            rows = np.asarray(vectors, dtype=np.float32).reshape(len(ids), -1)
+            known = set(self._index.get_ids_list())
+            old = [row for row, pair_id in enumerate(ids) if pair_id in known]
+            new = [row for row, pair_id in enumerate(ids) if pair_id not in known]
+            for row in old:
+                if ids[row] not in self._ids:
+                    self._index.unmark_deleted(ids[row])
+            if old:
+                self._index.add_items(rows[old], labels[old])
+            if new:
+                self._index.add_items(rows[new], labels[new], replace_deleted=True)
+            self._ids.update(ids)
 
     def remove(self, ids: Sequence[int]) -> None:
         with self._lock:

@@ -1,15 +1,20 @@
 """Structured logging: configured once, one JSON object a line on stdout (journald) or a
-console rendering for people, and the fixed vocabulary of event names."""
+console rendering for people, optionally also JSON lines in a size-rotated file, and the
+fixed vocabulary of event names."""
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, WrappedLogger
+
+from daemon.errors import ConfigError
 
 
 class Event(StrEnum):
@@ -51,15 +56,70 @@ def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
     return event_dict
 
 
+class RotatingFileSink:
+    """A processor that also appends each event as one JSON line to a size-rotated file.
+
+    It sits just before the renderer, so the file gets every event the stream gets
+    (same level filter, timestamps, redaction), always as JSON whatever the stream's
+    format, and passes the event on unchanged. Rotation is the standard library's
+    ``RotatingFileHandler``: ``inboxd.log`` -> ``inboxd.log.1`` ... ``.<backups>``, the
+    oldest dropped, so the file's disk use is bounded by ``(backups + 1) * max_bytes``.
+    Only one process may write a given file (rotation is not safe across processes):
+    the daemon, which holds the root's lock.
+    """
+
+    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
+        self.path = path
+        self._render = structlog.processors.JSONRenderer(sort_keys=False)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._handler = logging.handlers.RotatingFileHandler(
+                path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+            )
+        except OSError as exc:
+            raise ConfigError(f"log_file: cannot write {path}: {exc.strerror}") from exc
+        self._handler.setFormatter(logging.Formatter("%(message)s"))
+
+    def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
+        line = self._render(logger, name, dict(event_dict))
+        level = logging.getLevelNamesMapping().get(str(event_dict.get("level", "")).upper())
+        record = logging.makeLogRecord({"msg": line, "levelno": level or logging.INFO})
+        # emit() (not handle()) skips the handler's own filters; it rotates, writes and
+        # flushes under the handler's lock, and reports (never raises) an I/O error.
+        self._handler.emit(record)
+        return event_dict
+
+    def close(self) -> None:
+        self._handler.close()
+
+
+_file_sink: RotatingFileSink | None = None
+
+
 def configure_logging(
-    log_format: str = "json", level: str = "info", stream: TextIO | None = None
+    log_format: str = "json",
+    level: str = "info",
+    stream: TextIO | None = None,
+    *,
+    log_file: Path | None = None,
+    log_file_max_bytes: int = 10 * 1024 * 1024,
+    log_file_backups: int = 5,
 ) -> None:
-    """Configure structlog for the whole process (call once, at start-up)."""
+    """Configure structlog for the whole process (call once, at start-up).
+
+    ``log_file``: also append JSON lines there, rotated at ``log_file_max_bytes``.
+    """
+    global _file_sink
     renderer: Any
     if log_format == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=(stream or sys.stdout).isatty())
     else:
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
+    if _file_sink is not None:  # configured again (tests): do not leak the old file
+        _file_sink.close()
+        _file_sink = None
+    if log_file is not None:
+        _file_sink = RotatingFileSink(log_file, log_file_max_bytes, log_file_backups)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -67,6 +127,7 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,
             structlog.processors.format_exc_info,
+            *([_file_sink] if _file_sink is not None else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -18,6 +18,9 @@ from daemon.settle import SettleTracker
 from daemon.stages import Stage, StageContext
 from daemon.states import BatchState
 
+#: The states before a batch's pairs are in the corpus; batches in them go first.
+_INGEST = frozenset({BatchState.DETECTED, BatchState.SETTLED, BatchState.VALIDATED})
+
 
 class _Snapshot(NamedTuple):
     data: bytes  # at most the size limit (plus one byte, to tell it was passed)
@@ -141,9 +144,16 @@ class Pipeline:
     # -- moving batches ----------------------------------------------------------------
 
     def advance_one(self, now: float) -> Batch | None:
-        """Move the oldest workable batch one state on; None when there is nothing to do."""
+        """Move one batch one state on: the oldest still being ingested, else the oldest
+        workable one; None when there is nothing to do."""
         store, log = self.ctx.store, self.ctx.log
-        batch = store.next_workable(now, list(self.stages))
+        workable = list(self.stages)
+        # Ingest first: its steps take milliseconds, so a new file's pairs reach the
+        # corpus without queueing behind the embedding of every earlier batch.
+        ingest = [state for state in workable if state in _INGEST]
+        batch = (store.next_workable(now, ingest) if ingest else None) or store.next_workable(
+            now, workable
+        )
         if batch is None:
             return None
         if batch.state is BatchState.FAILED:

@@ -26,7 +26,7 @@ def signature(path: Path) -> Signature | None:
 class _Pending:
     signature: Signature | None
     changed_at: float
-    writing: bool
+    writing: bool | None  # None: seen, but neither a write nor a close (yet)
 
 
 class SettleTracker:
@@ -47,7 +47,7 @@ class SettleTracker:
         sig = signature(path)
         entry = self._pending.get(path)
         if entry is None:
-            self._pending[path] = _Pending(sig, now, bool(writing))
+            self._pending[path] = _Pending(sig, now, writing)
             return True
         if sig != entry.signature:
             entry.signature, entry.changed_at = sig, now
@@ -67,7 +67,9 @@ class SettleTracker:
                 entry.signature, entry.changed_at = sig, now
                 continue
             quiet = now - entry.changed_at
-            patience = self.settle_seconds * (_UNCLOSED_PATIENCE if entry.writing else 1)
+            # Being written, or created and still empty (opened, nothing flushed yet).
+            unclosed = entry.writing or (entry.writing is None and sig[0] == 0)
+            patience = self.settle_seconds * (_UNCLOSED_PATIENCE if unclosed else 1)
             if quiet >= patience:
                 ready.append(path)
                 del self._pending[path]

@@ -39,7 +39,11 @@ class _Enqueue(FileSystemEventHandler):
             put(Sighting(Path(str(event.dest_path)), None, rescan=True))
         elif isinstance(event, FileMovedEvent):
             put(Sighting(Path(str(event.dest_path)), False))  # moved into place: complete
-        elif isinstance(event, FileCreatedEvent | FileModifiedEvent):
+        elif isinstance(event, FileCreatedEvent):
+            # Not necessarily being written: a file moved in from outside the watched
+            # tree, a link or a file in a new folder arrives as a create with no close.
+            put(Sighting(Path(str(event.src_path)), None))
+        elif isinstance(event, FileModifiedEvent):
             put(Sighting(Path(str(event.src_path)), True))
         elif isinstance(event, FileClosedEvent):
             put(Sighting(Path(str(event.src_path)), False))

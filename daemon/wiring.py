@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from daemon.catalog import Catalog, load_catalog
 from daemon.embedders import make_embedder
-from daemon.refine import load_or_rebuild_index
+from daemon.refine import load_or_rebuild_index, refine_corpus
 from daemon.scorers import make_scorer
 from daemon.stages import Stage, StageContext
 from daemon.states import BatchState
@@ -32,7 +32,22 @@ def wire(ctx: StageContext, stages: dict[BatchState, Stage]) -> dict[BatchState,
         embedder = make_embedder(ctx.config)
         ctx.services["embedder"] = embedder
         ctx.services["scorer"] = make_scorer(ctx.config)
-        ctx.services["index"] = load_or_rebuild_index(
-            ctx.store, embedder, ctx.config.index_dir, ctx.log
-        )
+        index = load_or_rebuild_index(ctx.store, embedder, ctx.config.index_dir, ctx.log)
+        ctx.services["index"] = index
+        scorer_name = ctx.services["scorer"].name
+
+        def corpus_run(now: float) -> None:
+            cfg = ctx.config
+            refine_corpus(
+                ctx.store,
+                index,
+                scorer=scorer_name,
+                threshold=cfg.dedup.threshold,
+                neighbours=cfg.dedup.neighbours,
+                index_dir=cfg.index_dir,
+                log=ctx.log,
+                now=now,
+            )
+
+        ctx.services["refine_corpus"] = corpus_run
     return stages

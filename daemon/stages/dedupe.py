@@ -14,7 +14,7 @@ from sqlite_utils import Database
 from daemon.embedders import Embedder
 from daemon.index import VectorIndex
 from daemon.records import Batch
-from daemon.refine import norm_hash, pair_vectors
+from daemon.refine import norm_hash, pair_vectors, same_text_pairs, sync_index
 from daemon.stages import StageContext
 from daemon.states import BatchState
 from daemon.store import corpus as q
@@ -26,6 +26,9 @@ def dedupe(batch: Batch, ctx: StageContext, now: float) -> Batch:
     index: VectorIndex = ctx.services["index"]
     threshold = ctx.config.dedup.threshold
     db = ctx.store.db
+    # Drop superseded versions' pairs first: nothing may be folded into a pair that
+    # has left the corpus (the index then holds exactly the active, checked pairs).
+    sync_index(ctx.store, index)
     pairs = [p for p in q.batch_pairs(db, batch.id) if p["dedup_at"] is None]
     vectors = pair_vectors(ctx.store, embedder.model_id, pairs)
     decisions: list[tuple[int, str, tuple[int, float, str] | None]] = []
@@ -34,7 +37,7 @@ def dedupe(batch: Batch, ctx: StageContext, now: float) -> Batch:
     for row, pair in enumerate(pairs):
         key = norm_hash(pair["question"], pair["answer"])
         match: tuple[int, float, str] | None = None
-        earlier = seen_exact.get(key) or q.pair_by_norm_hash(db, key, pair["id"])
+        earlier = seen_exact.get(key) or _kept_same_text(ctx, index, key, pair["id"])
         if earlier is not None:
             match = (earlier, 1.0, "exact")
         else:
@@ -55,6 +58,16 @@ def dedupe(batch: Batch, ctx: StageContext, now: float) -> Batch:
         return {"checked": len(decisions), "duplicates": duplicates, "threshold": threshold}
 
     return ctx.store.advance(batch, BatchState.DEDUPLICATED, now=now, effects=effects)
+
+
+def _kept_same_text(ctx: StageContext, index: VectorIndex, key: str, pair_id: int) -> int | None:
+    """An earlier pair with the same normalised text whose cluster is still in the corpus."""
+    candidates = same_text_pairs(ctx.store, key, pair_id)
+    active = index.ids if candidates else set()
+    for earlier in candidates:
+        if q.kept_of(ctx.store.db, earlier) in active:
+            return earlier
+    return None
 
 
 def _nearest(

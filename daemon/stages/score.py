@@ -56,6 +56,7 @@ def _keep_best(
         if best == kept:
             continue
         rows = q.pairs_by_id(db, members)
+        norm = {r["id"]: r["norm_hash"] for r in rows}
         vectors = dict(
             zip(
                 [r["id"] for r in rows],
@@ -67,8 +68,9 @@ def _keep_best(
         q.clear_duplicate(db, best)
         for member in members:
             if member != best:
-                q.set_duplicate(
-                    db, member, best, float(vectors[member] @ vectors[best]), "near", threshold, now
-                )
+                same_text = norm[member] is not None and norm[member] == norm[best]
+                method = "exact" if same_text else "near"
+                similarity = float(vectors[member] @ vectors[best])
+                q.set_duplicate(db, member, best, similarity, method, threshold, now)
         changed += 1
     return changed
