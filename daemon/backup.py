@@ -21,6 +21,8 @@ import sqlite3
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +31,30 @@ from daemon import atomic
 from daemon.config import Config
 from daemon.errors import InboxdError, PermanentError
 from daemon.store import Store, translate
+
+
+@contextmanager
+def readonly_store(path: Path) -> Iterator[Store]:
+    """A read-only Store on ``path`` that leaves no -wal/-shm the daemon cannot open.
+
+    A reader of a WAL database creates ``inboxd.db-wal`` and ``-shm`` when they are
+    missing (the daemon is stopped) and leaves them behind. Run as root (doctor or
+    backup from cron, status by hand) they would be root's, and the daemon's user
+    could then not open the DB at its next start. So files created here are given to
+    the DB file's owner; nothing is ever deleted (the daemon may have them open).
+    """
+    companions = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]
+    existed = {c for c in companions if c.exists()}
+    store = Store(path, readonly=True)
+    try:
+        yield store
+    finally:
+        store.close()
+        if os.geteuid() == 0:
+            owner = path.stat()
+            for created in (c for c in companions if c not in existed and c.exists()):
+                if created.stat().st_uid != owner.st_uid:
+                    os.chown(created, owner.st_uid, owner.st_gid)
 
 
 @dataclass(frozen=True)
@@ -92,11 +118,11 @@ def backup_database(
 
 def _copy(source: Path, temp: Path) -> tuple[int, int]:
     """Back up ``source`` into the empty file ``temp``, check it; (pairs, batches)."""
-    store = Store(source, readonly=True)
     try:
+        with readonly_store(source) as store:
+            _backup_into(store, temp)
         copy = sqlite3.connect(temp)
         try:
-            store.db.conn.backup(copy)  # one step: see the module docstring
             # The copy inherits WAL mode from the header; a backup is one file.
             copy.execute("PRAGMA journal_mode=DELETE")
             problems = [str(r[0]) for r in copy.execute("PRAGMA integrity_check(5)")]
@@ -111,9 +137,15 @@ def _copy(source: Path, temp: Path) -> tuple[int, int]:
             copy.close()
     except sqlite3.Error as exc:
         raise translate(exc, f"backing up {source}") from exc
-    finally:
-        store.close()
     return int(pairs), int(batches)
+
+
+def _backup_into(store: Store, temp: Path) -> None:
+    copy = sqlite3.connect(temp)
+    try:
+        store.db.conn.backup(copy)  # one step (pages=-1): see the module docstring
+    finally:
+        copy.close()
 
 
 def afterwards(config: Config, result: BackupResult) -> str:

@@ -1,10 +1,11 @@
 """``inboxd doctor``: check that a root can be served, and say what to fix when not.
 
 Each check is a plain function returning a :class:`Check` (ok, FAIL, or skip when a
-check it depends on failed). Doctor never writes to the root beyond one probe file it
-deletes at once: the DB is opened read-only and the lock is not touched, so it is safe
-to run while the daemon serves the root, and as the daemon's user (``sudo -u inboxd``),
-which is the only way to see the permissions the daemon sees.
+check it depends on failed). Doctor changes nothing in the root: it writes one probe
+file it deletes at once, opens the DB read-only (a WAL reader may add the DB's empty
+-wal/-shm, given to the DB's owner) and never touches the lock, so it is safe to run
+while the daemon serves the root, and as the daemon's user (``sudo -u inboxd``), the
+only way to see the permissions the daemon sees.
 
     config     the config file and INBOXD_* variables load and validate
     catalog    the indicator catalog (shipped or catalog_path) loads
@@ -203,60 +204,55 @@ def daemon_pid(lock_path: Path) -> int | None:
     return None
 
 
-def check_database(config: Config) -> tuple[Check, Store | None]:
-    """The DB opens and is intact; returns an open read-only store when it is."""
-    path = config.db_path
-    restore = (
+def _restore_fix(path: Path) -> str:
+    return (
         "stop the daemon, move the damaged file aside, put the latest `inboxd backup` copy"
         f" at {path} (remove any inboxd.db-wal/-shm next to it) and start the daemon; the"
         " index is rebuilt from the DB (systemd/README.md, 'Back up and restore')"
     )
-    if not path.exists():
-        return (
-            fail(
-                "database",
-                f"{path} does not exist",
-                f"a new root: `inboxd --root {config.root} init`; an existing one lost its"
-                " DB: restore the latest backup (systemd/README.md, 'Back up and restore')",
-            ),
-            None,
-        )
-    store: Store | None = None
+
+
+def check_database_exists(config: Config) -> Check | None:
+    """A FAIL when there is no DB file to open, else None."""
+    if config.db_path.is_file():
+        return None
+    return fail(
+        "database",
+        f"{config.db_path} does not exist",
+        f"a new root: `inboxd --root {config.root} init`; an existing one lost its"
+        " DB: restore the latest backup (systemd/README.md, 'Back up and restore')",
+    )
+
+
+def check_database(config: Config, store: Store) -> Check:
+    """The DB (open read-only in ``store``) is intact and its schema is one we know."""
+    path = config.db_path
     try:
-        store = Store(path, readonly=True)
         report = store.db.execute("PRAGMA integrity_check(20)").fetchall()
         rows = [line for r in report for line in str(r[0]).splitlines()]
         applied = {m.name for m in migrations.applied(store.db)}
         pending = [m.name for m in migrations.pending(store.db)]
         pairs = store.db.execute("SELECT count(*) FROM pairs").fetchone()[0] if not pending else 0
-    except (sqlite3.Error, InboxdError) as exc:
-        if store is not None:
-            store.close()
-        return fail("database", f"{path} is damaged or not a database: {exc}", restore), None
-    known = {m.name for m in migrations.pending(Database(memory=True))}
-    unknown = sorted(applied - known)
+    except sqlite3.Error as exc:
+        return fail("database", f"{path} is damaged or not a database: {exc}", _restore_fix(path))
     if rows != ["ok"]:
-        store.close()
-        return fail(
-            "database", f"{path} is damaged (integrity_check): " + "; ".join(rows[:5]), restore
-        ), None
+        detail = f"{path} is damaged (integrity_check): " + "; ".join(rows[:5])
+        return fail("database", detail, _restore_fix(path))
+    unknown = sorted(applied - {m.name for m in migrations.pending(Database(memory=True))})
     if unknown:
-        store.close()
-        return (
-            fail(
-                "database",
-                f"{path} has schema migrations this inboxd does not know ({', '.join(unknown)})",
-                "it was written by a newer inboxd: install that version again (or restore a"
-                " backup made by this one)",
-            ),
-            None,
+        return fail(
+            "database",
+            f"{path} has schema migrations this inboxd does not know ({', '.join(unknown)})",
+            "it was written by a newer inboxd: install that version again (or restore a"
+            " backup made by this one)",
         )
     size = path.stat().st_size / 2**20
     schema = f"{len(pending)} migration(s) pending" if pending else "schema up to date"
     pid = daemon_pid(config.lock_path)
     running = f"daemon running (pid {pid})" if pid else "daemon not running"
-    detail = f"{path}: integrity ok, {pairs} pairs, {size:.1f} MiB, {schema}; {running}"
-    return ok("database", detail), store
+    return ok(
+        "database", f"{path}: integrity ok, {pairs} pairs, {size:.1f} MiB, {schema}; {running}"
+    )
 
 
 def check_providers(config: Config) -> Check:
@@ -388,21 +384,12 @@ def run_checks(
         names = ("state", "database", "index", "providers", "model")
         return checks + [skip(name, "the config did not load") for name in names]
     checks.append(_guarded(lambda: check_state_writable(config), "state"))
-    db_check, store = check_database(config)
-    checks.append(db_check)
     providers = check_providers(config)
-    try:
-        if store is None:
-            checks.append(skip("index", "the database check failed"))
-        elif migrations.pending(store.db):
-            checks.append(skip("index", "schema migrations pending (the next start applies them)"))
-        elif providers.failed:
-            checks.append(skip("index", "the embedding provider is not available"))
-        else:
-            checks.append(_guarded(lambda: check_index(config, store), "index"))
-    finally:
-        if store is not None:
-            store.close()
+    missing = check_database_exists(config)
+    if missing is not None:
+        checks += [missing, skip("index", "the database check failed")]
+    else:
+        checks += _database_and_index(config, providers)
     checks.append(providers)
     if not model:
         checks.append(skip("model", "--skip-model"))
@@ -411,6 +398,28 @@ def run_checks(
     else:
         checks.append(_guarded(lambda: check_model(config), "model"))
     return checks
+
+
+def _database_and_index(config: Config, providers: Check) -> list[Check]:
+    from daemon.backup import readonly_store
+
+    try:
+        with readonly_store(config.db_path) as store:
+            database = check_database(config, store)
+            if database.failed:
+                return [database, skip("index", "the database check failed")]
+            if migrations.pending(store.db):
+                why = "schema migrations pending (the next start applies them)"
+                return [database, skip("index", why)]
+            if providers.failed:
+                return [database, skip("index", "the embedding provider is not available")]
+            return [database, _guarded(lambda: check_index(config, store), "index")]
+    except (sqlite3.Error, InboxdError) as exc:  # it would not even open
+        path = config.db_path
+        return [
+            fail("database", f"{path} cannot be opened: {exc}", _restore_fix(path)),
+            skip("index", "the database check failed"),
+        ]
 
 
 def _guarded(check: Callable[[], Check], name: str) -> Check:

@@ -157,6 +157,15 @@ class VectorIndex:
             raise
         atomic.write_text(folder / META_FILE, json.dumps(meta, indent=2) + "\n")
 
+    def saved_in(self, folder: Path) -> bool:
+        """Whether the metadata saved in ``folder`` names exactly the ids held now."""
+        try:
+            meta = json.loads((folder / META_FILE).read_text())
+        except (OSError, ValueError):
+            return False
+        with self._lock:
+            return bool(meta.get("ids_sha256") == ids_checksum(list(self._ids)))
+
     @classmethod
     def load(
         cls, folder: Path, ids: Sequence[int], model_id: str, dimension: int

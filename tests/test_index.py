@@ -27,20 +27,34 @@ from daemon.store import Store
 
 MODEL = "local/all-MiniLM-L6-v2"
 PAIRS = [
-    ("How is the Relative Strength Index (RSI) calculated?",
-     "RS = average gain / average loss over 14 periods and RSI = 100 - 100 / (1 + RS)."),
-    ("What RSI levels mean overbought and oversold?",
-     "Above 70 is usually called overbought and below 30 oversold on a daily chart."),
-    ("How is the Simple Moving Average computed?",
-     "The SMA over N periods is the arithmetic mean of the last N closing prices."),
-    ("What does a golden cross of the 50-day and 200-day SMA signal?",
-     "The 50-day SMA crossing above the 200-day SMA is read as a turn to a bullish trend."),
-    ("What does the MVRV ratio measure?",
-     "Market Value to Realized Value: market cap divided by realised cap; above 3.5 marked tops."),
-    ("How do Bollinger Bands work?",
-     "A 20-period SMA with bands two standard deviations above and below it."),
-    ("What is the funding rate of a perpetual swap?",
-     "A periodic payment between longs and shorts that ties the perpetual price to spot."),
+    (
+        "How is the Relative Strength Index (RSI) calculated?",
+        "RS = average gain / average loss over 14 periods and RSI = 100 - 100 / (1 + RS).",
+    ),
+    (
+        "What RSI levels mean overbought and oversold?",
+        "Above 70 is usually called overbought and below 30 oversold on a daily chart.",
+    ),
+    (
+        "How is the Simple Moving Average computed?",
+        "The SMA over N periods is the arithmetic mean of the last N closing prices.",
+    ),
+    (
+        "What does a golden cross of the 50-day and 200-day SMA signal?",
+        "The 50-day SMA crossing above the 200-day SMA is read as a turn to a bullish trend.",
+    ),
+    (
+        "What does the MVRV ratio measure?",
+        "Market Value to Realized Value: market cap over realised cap; above 3.5 marked tops.",
+    ),
+    (
+        "How do Bollinger Bands work?",
+        "A 20-period SMA with bands two standard deviations above and below it.",
+    ),
+    (
+        "What is the funding rate of a perpetual swap?",
+        "A periodic payment between longs and shorts that ties the perpetual price to spot.",
+    ),
 ]
 QUERIES = ["how do I calculate RSI", "moving average crossover", "MVRV", "volatility bands"]
 

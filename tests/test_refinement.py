@@ -328,9 +328,7 @@ def _rsi_cluster(root: Path) -> dict[str, int]:
     """Deliver the RSI calculation, an exact copy, a paraphrase, a loose variant and an
     unrelated RSI question; process them at the default threshold."""
     deliver(root, "rsi_qa_pairs.json", [RSI_CALC, RSI_LEVELS])
-    deliver(
-        root, "rsi_more_qa_pairs.json", [RSI_CALC_EXACT, RSI_CALC_PARAPHRASE, RSI_CALC_LOOSE]
-    )
+    deliver(root, "rsi_more_qa_pairs.json", [RSI_CALC_EXACT, RSI_CALC_PARAPHRASE, RSI_CALC_LOOSE])
     process(settings(root))
     names = {
         "calc": RSI_CALC,
@@ -423,6 +421,10 @@ def test_inboxd_refine_applies_a_new_threshold_without_embedding(root: Path) -> 
     assert {p: of for p, (of, _, _) in duplicates(root).items()} == {ids["exact"]: ids["calc"]}
     assert embeddings(root) == count
 
+    status = run_cli(root, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["refinement"] == report
+
 
 def test_search_finds_the_kept_pair_of_a_cluster_only(root: Path) -> None:
     """Search returns the kept pair of a duplicate cluster, never its duplicates."""
@@ -436,3 +438,18 @@ def test_search_finds_the_kept_pair_of_a_cluster_only(root: Path) -> None:
     assert found[0] == ids["calc"]
     assert not {ids["exact"], ids["paraphrase"]} & set(found)
 
+
+def test_a_pair_a_new_file_version_drops_leaves_the_saved_index(root: Path) -> None:
+    """A new version of a file without one of its pairs takes that pair out of the saved
+    index at once, so the next start loads the index instead of rebuilding it."""
+    config = settings(root)
+    deliver(root, "rsi_qa_pairs.json", [RSI_CALC, RSI_LEVELS, RSI_DIVERGENCE])
+    process(config)
+    deliver(root, "rsi_qa_pairs.json", [RSI_LEVELS, RSI_DIVERGENCE])  # version 2
+    process(config)
+
+    kept = {pair_id(root, p["question"]) for p in (RSI_LEVELS, RSI_DIVERGENCE)}
+    assert_index_holds(root, kept)
+    with capture_logs() as logs:
+        process(config)
+    assert [e["count"] for e in logs if e["event"] == "index.loaded"] == [2]

@@ -25,7 +25,7 @@ _PLACEHOLDER = re.compile(
     re.I,
 )
 _REFUSAL = re.compile(
-    r"\b(i('m| am) (sorry|unable)|i can(no|')t (help|answer|provide)|as an ai\b|"
+    r"\b(i(['’]m| am) (sorry|unable)|i can(no|['’])t (help|answer|provide)|as an ai\b|"
     r"i do not have (access|information)|cannot provide (financial|that))",
     re.I,
 )

@@ -14,7 +14,9 @@ def index_batch(batch: Batch, ctx: StageContext, now: float) -> Batch:
     """Bring the index in step with the DB (adds this batch, drops new duplicates), save."""
     index: VectorIndex = ctx.services["index"]
     added, removed = sync_index(ctx.store, index)
-    if added or removed:
+    # The de-duplication stage may already have changed the index (pairs of a superseded
+    # version leave it there): save whenever the saved copy holds other ids.
+    if added or removed or not index.saved_in(ctx.config.index_dir):
         index.save(ctx.config.index_dir)
         ctx.log.debug(Event.INDEX_SAVED, count=len(index), added=added, removed=removed)
     return ctx.store.advance(
