@@ -6,13 +6,14 @@ numbers as JSON under ``<work>/results/``. The 17k-pair root is built once (by
 ``embed``, or by the first benchmark that needs it) and reused; ``--rebuild`` forces it.
 
     .venv/bin/python benchmarks/bench_refinement.py --help
-    .venv/bin/python benchmarks/bench_refinement.py embed              # 17,000 pairs
-    .venv/bin/python benchmarks/bench_refinement.py embed --pairs 2000 # a quicker run
-    .venv/bin/python benchmarks/bench_refinement.py latency --drops 10
+    .venv/bin/python benchmarks/bench_refinement.py embed               # 17,000 pairs, ~10 min
+    .venv/bin/python benchmarks/bench_refinement.py embed --pairs 2000  # a quicker run
+    .venv/bin/python benchmarks/bench_refinement.py embed --batch-sizes 16,64  # two pipelines
+    .venv/bin/python benchmarks/bench_refinement.py latency [--batch-size 16]
     .venv/bin/python benchmarks/bench_refinement.py search
     .venv/bin/python benchmarks/bench_refinement.py restart
     .venv/bin/python benchmarks/bench_refinement.py dedup --sizes 17000,100000,1000000
-    .venv/bin/python benchmarks/bench_refinement.py all
+    .venv/bin/python benchmarks/bench_refinement.py all                 # ~45 min on 2 cores
 
 These are not tests: they take minutes, load the real model and need a quiet machine
 (the load average is printed with every result).
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.metadata
 import io
 import itertools
@@ -47,11 +49,13 @@ if str(REPO) not in sys.path:  # run as a script: make `benchmarks` and `daemon`
     sys.path.insert(0, str(REPO))
 
 from benchmarks import corpus  # noqa: E402
+from daemon.config import EmbeddingsConfig  # noqa: E402
 
 INBOXD = Path(sys.executable).parent / "inboxd"
 DEFAULT_WORK = Path("/tmp/inboxd-bench-refinement")
 MODEL = "all-MiniLM-L6-v2"
 DIM = 384
+CONFIG_BATCH_SIZE = EmbeddingsConfig().batch_size
 
 TARGETS = {
     "embed_ratio": 0.9,  # pipeline embed throughput / bare encode throughput, at least
@@ -201,9 +205,16 @@ def ensure_root(args: argparse.Namespace) -> Path:
     return root
 
 
-def _timed_stages(
-    wall: dict[str, float], cpu: dict[str, float], calls: dict[str, int]
-) -> dict[Any, Any]:
+class _Timers:
+    """Wall and CPU seconds and calls per stage name."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+
+def _timed_stages(timers: _Timers) -> dict[Any, Any]:
     """The default stage table, each stage wrapped in a wall and CPU timer."""
     from daemon.stages import default_stages
 
@@ -213,27 +224,13 @@ def _timed_stages(
             try:
                 return stage(batch, ctx, now)
             finally:
-                wall[name] += time.perf_counter() - w
-                cpu[name] += time.process_time() - c
-                calls[name] += 1
+                timers.wall[name] += time.perf_counter() - w
+                timers.cpu[name] += time.process_time() - c
+                timers.calls[name] += 1
 
         return run
 
     return {state: wrap(stage.__name__, stage) for state, stage in default_stages().items()}
-
-
-def _bare_encode(model: Any, texts: list[str]) -> tuple[float, float]:
-    w, c = time.perf_counter(), time.process_time()
-    model.encode(texts, batch_size=64, show_progress_bar=False)
-    return time.perf_counter() - w, time.process_time() - c
-
-
-def _encode_groups(model: Any, groups: list[list[str]]) -> tuple[float, float]:
-    """One encode call per group (no DB): how the stage groups texts, minus its overhead."""
-    w, c = time.perf_counter(), time.process_time()
-    for group in groups:
-        model.encode(group, batch_size=64, show_progress_bar=False, normalize_embeddings=True)
-    return time.perf_counter() - w, time.process_time() - c
 
 
 def token_slots(model: Any, groups: list[list[str]], batch_size: int = 64) -> tuple[int, int]:
@@ -255,158 +252,290 @@ def token_slots(model: Any, groups: list[list[str]], batch_size: int = 64) -> tu
     return slots, real
 
 
-def _file_groups(args: argparse.Namespace) -> tuple[list[list[str]], list[list[str]]]:
-    """Per corpus file: its texts as the embed stage gets them, and split q / a."""
-    mixed, split = [], []
-    for _, pairs in corpus.corpus_files(args.pairs, files=args.files, seed=args.seed):
-        mixed.append(list(dict.fromkeys(t for p in pairs for t in (p["question"], p["answer"]))))
-        split.append([p["question"] for p in pairs])
-        split.append([p["answer"] for p in pairs])
-    return mixed, split
+class _PipelineRun:
+    """A Service on its own root, fed one round of files at a time."""
+
+    def __init__(self, root: Path, batch_size: int) -> None:
+        from daemon.config import load_config
+        from daemon.service import Service
+
+        self.root, self.batch_size, self.timers = root, batch_size, _Timers()
+        overrides = {
+            "watch": {"settle_seconds": 0.0, "poll_seconds": 0.01},
+            "embeddings": {"batch_size": batch_size},
+        }
+        self.service = Service(
+            load_config(root, overrides=overrides), stages=_timed_stages(self.timers)
+        )
+        self.service.start(watch=False)
+        self.wall = self.cpu = 0.0
+
+    def feed(self, files: list[tuple[Any, list[dict[str, Any]]]]) -> tuple[float, float, float]:
+        """Deliver ``files``, run until idle; (embed-stage wall, embed CPU, pipeline wall)."""
+        for indicator, pairs in files:
+            corpus.drop_atomically(
+                corpus.file_path(self.root, indicator), corpus.envelope(indicator, pairs)
+            )
+        embed_wall, embed_cpu = self.timers.wall["embed"], self.timers.cpu["embed"]
+        w, c = time.perf_counter(), time.process_time()
+        assert self.service.pipeline is not None
+        self.service.pipeline.rescan(time.time())
+        self.service.run_once()
+        wall = time.perf_counter() - w
+        self.wall += wall
+        self.cpu += time.process_time() - c
+        return self.timers.wall["embed"] - embed_wall, self.timers.cpu["embed"] - embed_cpu, wall
+
+    def finish(self) -> dict[str, Any]:
+        assert self.service.store is not None and self.service.pipeline is not None
+        db = self.service.store.db
+        embedded = sum(
+            json.loads(row[0]).get("embedded", 0)
+            for row in db.execute("SELECT detail FROM transitions WHERE to_state = 'embedded'")
+        )
+        states = dict(db.execute("SELECT state, count(*) FROM batches GROUP BY state").fetchall())
+        index_size = len(self.service.pipeline.ctx.services["index"])
+        self.service.stop()
+        return {
+            "embedded": embedded,
+            "batches": states,
+            "index_size": index_size,
+            "db": db_counts(self.root),
+        }
 
 
 def bench_embed(args: argparse.Namespace) -> dict[str, Any]:
-    """1. Pipeline embedding throughput vs a bare SentenceTransformer.encode."""
-    from daemon.config import load_config
+    """1. Pipeline embedding throughput vs a bare SentenceTransformer.encode of the same
+    texts. The machine is shared, so the corpus is fed in rounds and every round times the
+    bare encode and each pipeline back to back, in rotating order: all see the same load."""
     from daemon.embedders.local import load_model
-    from daemon.service import Service
 
     quiet_logging()
     load_before = loadavg()
-    root = root_path(args)
-    if root.exists():
-        shutil.rmtree(root)
-    started = time.perf_counter()
-    paths = corpus.write_corpus(root, args.pairs, files=args.files, seed=args.seed)
-    write_s = time.perf_counter() - started
-    pairs = corpus.generate(args.pairs, files=args.files, seed=args.seed)
-    texts = list(dict.fromkeys(t for p in pairs for t in (p["question"], p["answer"])))
-    print(f"{len(paths)} files, {len(pairs):,} pairs, {len(texts):,} distinct texts")
+    sizes = list(dict.fromkeys(getattr(args, "batch_sizes", None) or [CONFIG_BATCH_SIZE]))
+    roots = {
+        bs: root_path(args) if i == 0 else Path(f"{root_path(args)}-bs{bs}")
+        for i, bs in enumerate(sizes)
+    }
+    for root in roots.values():
+        if root.exists():
+            shutil.rmtree(root)
+    files = list(corpus.corpus_files(args.pairs, files=args.files, seed=args.seed))
+    texts_of = [
+        list(dict.fromkeys(t for p in pairs for t in (p["question"], p["answer"])))
+        for _, pairs in files
+    ]
+    texts = [t for group in texts_of for t in group]
+    print(
+        f"{len(files)} files, {args.pairs:,} pairs, {len(texts):,} distinct texts,"
+        f" {args.rounds} rounds"
+    )
 
     w = time.perf_counter()
     model = load_model(MODEL)
     model_load_s = time.perf_counter() - w
     model.encode(texts[:128], batch_size=64, show_progress_bar=False)  # warm-up
-    mixed, split = _file_groups(args)
-    padding = {
-        "one call, all texts (bare)": token_slots(model, [texts]),
-        "one call per file (embed stage)": token_slots(model, mixed),
-        "per file, questions and answers apart": token_slots(model, split),
-    }
 
-    bare: list[tuple[float, float]] = []
-    bare_runs = getattr(args, "bare_runs", 1)
-    if bare_runs:
-        print("bare encode (before the pipeline) ...", flush=True)
-        bare.append(_bare_encode(model, texts))
+    runs = {bs: _PipelineRun(roots[bs], bs) for bs in sizes}
+    per_round = max(1, math.ceil(len(files) / args.rounds))
+    rounds: list[dict[str, Any]] = []
+    for r, start in enumerate(range(0, len(files), per_round)):
+        chunk = files[start : start + per_round]
+        chunk_texts = [t for group in texts_of[start : start + per_round] for t in group]
+        jobs = ["bare", *sizes]
+        jobs = jobs[r % len(jobs) :] + jobs[: r % len(jobs)]
+        row: dict[str, Any] = {
+            "round": r + 1,
+            "files": len(chunk),
+            "texts": len(chunk_texts),
+            "order": jobs,
+        }
+        for job in jobs:
+            if job == "bare":
+                w, c = time.perf_counter(), time.process_time()
+                model.encode(chunk_texts, batch_size=64, show_progress_bar=False)
+                row["bare"] = (time.perf_counter() - w, time.process_time() - c)
+            else:
+                row[f"bs{job}"] = runs[job].feed(chunk)
+        row["loadavg"] = loadavg()
+        rounds.append(row)
+        print(
+            f"round {r + 1}: {len(chunk_texts):,} texts; bare {row['bare'][0]:.1f} s; "
+            + "; ".join(f"pipeline bs{bs} embed {row[f'bs{bs}'][0]:.1f} s" for bs in sizes)
+            + f"; load {row['loadavg']}",
+            flush=True,
+        )
+    finished = {bs: runs[bs].finish() for bs in sizes}
 
-    wall: dict[str, float] = defaultdict(float)
-    cpu: dict[str, float] = defaultdict(float)
-    calls: dict[str, int] = defaultdict(int)
-    batch_size = getattr(args, "batch_size", None)
-    overrides: dict[str, Any] = {"watch": {"settle_seconds": 0.0, "poll_seconds": 0.01}}
-    if batch_size:
-        overrides["embeddings"] = {"batch_size": batch_size}
-    config = load_config(root, overrides=overrides)
-    service = Service(config, stages=_timed_stages(wall, cpu, calls))
-    print("pipeline (Service.start + run_once) ...", flush=True)
-    w, c = time.perf_counter(), time.process_time()
-    service.start(watch=False)
-    service.run_once()
-    pipeline_s, pipeline_cpu = time.perf_counter() - w, time.process_time() - c
-    assert service.store is not None
-    db = service.store.db
-    embedded = sum(
-        json.loads(row[0]).get("embedded", 0)
-        for row in db.execute("SELECT detail FROM transitions WHERE to_state = 'embedded'")
-    )
-    states = dict(db.execute("SELECT state, count(*) FROM batches GROUP BY state").fetchall())
-    index_size = len(service.pipeline.ctx.services["index"]) if service.pipeline else 0
-    service.stop()
-
-    if bare_runs > 1:
-        print("bare encode (after the pipeline) ...", flush=True)
-        bare.append(_bare_encode(model, texts))
-
-    what_if: dict[str, tuple[float, float]] = {}
-    if getattr(args, "what_if", False):
-        print("what-if: one encode call per file, no DB ...", flush=True)
-        what_if["encode per file (stage grouping, no DB)"] = _encode_groups(model, mixed)
-        print("what-if: per file, questions and answers in separate calls ...", flush=True)
-        what_if["encode per file, q and a apart"] = _encode_groups(model, split)
-
-    counts = db_counts(root)
-    embed_s = wall["embed"]
-    pipe_rate = embedded / embed_s if embed_s else float("nan")
-    bare_s = statistics.mean(b[0] for b in bare) if bare else float("nan")
-    bare_rate = len(texts) / bare_s
-    ratio = pipe_rate / bare_rate
+    bare_wall = sum(r["bare"][0] for r in rounds)
+    bare_cpu = sum(r["bare"][1] for r in rounds)
+    bare_rate = len(texts) / bare_wall
+    summary_rows = [
+        [
+            "bare model.encode(batch_size=64), per round",
+            len(texts),
+            bare_wall,
+            bare_cpu,
+            bare_rate,
+            1.0,
+            1.0,
+        ]
+    ]
+    ratios: dict[int, dict[str, float]] = {}
+    for bs in sizes:
+        wall = sum(r[f"bs{bs}"][0] for r in rounds)
+        cpu = sum(r[f"bs{bs}"][1] for r in rounds)
+        embedded = finished[bs]["embedded"]
+        ratios[bs] = {
+            "wall": (embedded / wall) / bare_rate,
+            "cpu": (embedded / cpu) / (len(texts) / bare_cpu),
+        }
+        summary_rows.append(
+            [
+                f"pipeline embed stage, [embeddings] batch_size={bs}",
+                embedded,
+                wall,
+                cpu,
+                embedded / wall,
+                ratios[bs]["wall"],
+                ratios[bs]["cpu"],
+            ]
+        )
     print()
     print(
         table(
-            ["path", "texts", "wall s", "CPU s", "texts/s"],
+            ["path", "texts", "wall s", "CPU s", "texts/s", "ratio (wall)", "ratio (CPU)"],
+            summary_rows,
+        )
+    )
+    print()
+    print(
+        table(
             [
-                *[
-                    [f"bare encode run {i + 1}", len(texts), b[0], b[1], len(texts) / b[0]]
-                    for i, b in enumerate(bare)
-                ],
-                ["pipeline embed stage", embedded, embed_s, cpu["embed"], pipe_rate],
-                *[[name, len(texts), v[0], v[1], len(texts) / v[0]] for name, v in what_if.items()],
+                "round",
+                "texts",
+                "bare s",
+                *[f"bs{bs} embed s" for bs in sizes],
+                *[f"bs{bs} ratio" for bs in sizes],
+                "load average",
+            ],
+            [
+                [
+                    r["round"],
+                    r["texts"],
+                    r["bare"][0],
+                    *[r[f"bs{bs}"][0] for bs in sizes],
+                    *[r["bare"][0] / r[f"bs{bs}"][0] for bs in sizes],
+                    r["loadavg"],
+                ]
+                for r in rounds
             ],
         )
     )
     print()
+    main_run = runs[sizes[0]]
     print(
         table(
             ["stage", "calls", "wall s", "CPU s", "share of pipeline"],
             [
-                [name, calls[name], wall[name], cpu[name], f"{wall[name] / pipeline_s:.1%}"]
-                for name in sorted(wall, key=lambda n: -wall[n])
+                [
+                    name,
+                    main_run.timers.calls[name],
+                    main_run.timers.wall[name],
+                    main_run.timers.cpu[name],
+                    f"{main_run.timers.wall[name] / main_run.wall:.1%}",
+                ]
+                for name in sorted(main_run.timers.wall, key=lambda n: -main_run.timers.wall[n])
             ]
-            + [["(whole pipeline)", "", pipeline_s, pipeline_cpu, "100%"]],
+            + [
+                [
+                    f"(whole pipeline, batch_size={sizes[0]})",
+                    "",
+                    main_run.wall,
+                    main_run.cpu,
+                    "100%",
+                ]
+            ],
         )
     )
     print()
-    bare_slots = padding["one call, all texts (bare)"][0]
+    per_round_groups = [
+        [t for group in texts_of[s : s + per_round] for t in group]
+        for s in range(0, len(files), per_round)
+    ]
+    padding = {"bare: one call per round, batch 64": token_slots(model, per_round_groups, 64)}
+    for bs in sizes:
+        padding[f"embed stage: one call per file, batch {bs}"] = token_slots(model, texts_of, bs)
+    split = [
+        g
+        for _, pairs in files
+        for g in ([p["question"] for p in pairs], [p["answer"] for p in pairs])
+    ]
+    padding["what-if: per file, questions and answers apart, batch 64"] = token_slots(
+        model, split, 64
+    )
+    bare_slots = padding["bare: one call per round, batch 64"][0]
     print(
         table(
-            ["grouping (batch_size 64)", "token slots", "real tokens", "padding", "vs bare"],
+            ["grouping", "token slots", "real tokens", "padding", "vs bare"],
             [
                 [name, slots, real, f"{1 - real / slots:.1%}", slots / bare_slots]
                 for name, (slots, real) in padding.items()
             ],
         )
     )
-    print(f"batches by state: {states}; DB: {counts}; index holds {index_size:,} pairs")
+    primary = finished[sizes[0]]
+    print(
+        f"batches by state: {primary['batches']}; DB: {primary['db']};"
+        f" index holds {primary['index_size']:,} pairs"
+    )
     print(f"model load {model_load_s:.1f} s; load average before {load_before}, after {loadavg()}")
-    ok = verdict("pipeline/bare embedding throughput", ratio, TARGETS["embed_ratio"], at_most=False)
+    ok = verdict(
+        f"pipeline/bare embedding throughput (wall, batch_size={sizes[0]})",
+        ratios[sizes[0]]["wall"],
+        TARGETS["embed_ratio"],
+        at_most=False,
+    )
+    for bs in sizes[1:]:
+        print(
+            f"      with [embeddings] batch_size={bs}: {ratios[bs]['wall']:.3f} (wall),"
+            f" {ratios[bs]['cpu']:.3f} (CPU)"
+        )
     result = {
-        "pairs": len(pairs),
-        "files": len(paths),
+        "pairs": args.pairs,
+        "files": len(files),
         "texts": len(texts),
-        "embedded": embedded,
-        "write_s": write_s,
         "model_load_s": model_load_s,
-        "bare_runs": [{"wall_s": b[0], "cpu_s": b[1]} for b in bare],
+        "rounds": rounds,
+        "bare_wall_s": bare_wall,
+        "bare_cpu_s": bare_cpu,
         "bare_texts_per_s": bare_rate,
-        "pipeline_embed_s": embed_s,
-        "pipeline_embed_cpu_s": cpu["embed"],
-        "pipeline_texts_per_s": pipe_rate,
-        "ratio": ratio,
+        "ratios": ratios,
+        "ratio": ratios[sizes[0]]["wall"],
         "pass": ok,
-        "pipeline_s": pipeline_s,
-        "stages": {n: {"calls": calls[n], "wall_s": wall[n], "cpu_s": cpu[n]} for n in wall},
+        "pipelines": {
+            bs: {
+                **finished[bs],
+                "wall_s": runs[bs].wall,
+                "stages": {
+                    n: {
+                        "calls": runs[bs].timers.calls[n],
+                        "wall_s": runs[bs].timers.wall[n],
+                        "cpu_s": runs[bs].timers.cpu[n],
+                    }
+                    for n in runs[bs].timers.wall
+                },
+            }
+            for bs in sizes
+        },
         "token_slots": {k: {"slots": v[0], "real": v[1]} for k, v in padding.items()},
-        "what_if": {k: {"wall_s": v[0], "cpu_s": v[1]} for k, v in what_if.items()},
-        "batches": states,
-        "db": counts,
-        "index_size": index_size,
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),
     }
-    (root / "state" / "bench-ready.json").write_text(json.dumps(result, indent=2) + "\n")
-    result["embed_batch_size"] = config.embeddings.batch_size
-    save(args, f"embed-{args.pairs}-bs{config.embeddings.batch_size}", result)
+    (root_path(args) / "state" / "bench-ready.json").write_text(
+        json.dumps(result, indent=2, default=str) + "\n"
+    )
+    save(args, f"embed-{args.pairs}", result)
     return result
 
 
@@ -414,9 +543,13 @@ def bench_embed(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def daemon_process(root: Path, settle: float, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def daemon_process(
+    root: Path, settle: float, log_path: Path, batch_size: int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """A real ``inboxd run`` on ``root``; stopped with SIGTERM (by its pid) on exit."""
     env = {**os.environ, "INBOXD_WATCH__SETTLE_SECONDS": str(settle)}
+    if batch_size:
+        env["INBOXD_EMBEDDINGS__BATCH_SIZE"] = str(batch_size)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [str(INBOXD), "--root", str(root), "--log-level", "info", "run"],
@@ -495,7 +628,8 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
         corpus.indicators(args.files)
     )
     rows: list[dict[str, Any]] = []
-    with daemon_process(root, args.settle, log_path) as proc:
+    batch_size = getattr(args, "batch_size", None)
+    with daemon_process(root, args.settle, log_path, batch_size) as proc:
         ready_s = wait_for_event(log_path, "daemon.ready", 120, proc)
         conn = sqlite3.connect(f"file:{root / 'state' / 'inboxd.db'}?mode=ro", uri=True)
         for n in range(-1, args.drops):  # drop -1 loads the model in the daemon: not counted
@@ -613,7 +747,8 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
         "open_searcher_p50_s": percentile([r["open_searcher_s"] for r in rows], 50),
     }
     print(
-        f"daemon ready in {ready_s:.1f} s; settle {args.settle} s; "
+        f"daemon ready in {ready_s:.1f} s; settle {args.settle} s;"
+        f" [embeddings] batch_size {batch_size or CONFIG_BATCH_SIZE}; "
         f"load average before {load_before}, after {loadavg()}"
     )
     print(", ".join(f"{k} {v:.2f}" for k, v in summary.items()))
@@ -624,12 +759,13 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
         "drops": rows,
         **summary,
         "settle_s": args.settle,
+        "embed_batch_size": batch_size or CONFIG_BATCH_SIZE,
         "pass": ok,
         "daemon_ready_s": ready_s,
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),
     }
-    save(args, "latency", result)
+    save(args, f"latency-bs{batch_size or CONFIG_BATCH_SIZE}", result)
     return result
 
 
@@ -656,13 +792,31 @@ def bench_search(args: argparse.Namespace) -> dict[str, Any]:
     for text in queries[:20]:  # warm-up
         searcher.search(text, mode="hybrid")
     latency: dict[str, list[float]] = {}
-    for mode in ("dense", "hybrid", "lexical"):
+
+    def run(label: str, mode: str, before: Callable[[], None] = lambda: None) -> None:
         times = []
         for text in queries:
             w = time.perf_counter()
+            before()
             searcher.search(text, k=5, mode=mode)  # type: ignore[arg-type]
             times.append((time.perf_counter() - w) * 1000)
-        latency[mode] = times
+        latency[label] = times
+
+    for mode in ("dense", "hybrid", "lexical"):
+        run(mode, mode)
+    # What-if (this process only, daemon code untouched): Searcher._lexical calls
+    # _of_indicator, a full scan of pairs, once per ranked id inside its sort key.
+    # Memoised for the length of one query, it runs once per query.
+    memo = functools.lru_cache(maxsize=None)(searcher._of_indicator)
+    searcher._of_indicator = memo  # type: ignore[method-assign]
+    run("hybrid, _of_indicator once per query (what-if)", "hybrid", memo.cache_clear)
+    run("lexical, _of_indicator once per query (what-if)", "lexical", memo.cache_clear)
+    del searcher._of_indicator
+    kinds = ("question", "indicator name or alias", "how is <name> calculated", "name + phrase")
+    by_kind = {
+        kind: [t for i, t in enumerate(latency["hybrid"]) if i % 4 == k]
+        for k, kind in enumerate(kinds)
+    }
     embed_ms = []
     for text in queries[:200]:
         w = time.perf_counter()
@@ -726,6 +880,16 @@ def bench_search(args: argparse.Namespace) -> dict[str, Any]:
     print()
     print(
         table(
+            ["hybrid, by query kind", "queries", "p50 ms", "p99 ms", "max ms"],
+            [
+                [kind, len(t), percentile(t, 50), percentile(t, 99), max(t)]
+                for kind, t in by_kind.items()
+            ],
+        )
+    )
+    print()
+    print(
+        table(
             ["recall@10 queries", "n", "recall@10", "hnswlib ms/query", "numpy exact ms/query"],
             [
                 ["user-style queries", len(query_vectors), r_queries, hnsw_q, brute_q],
@@ -762,6 +926,10 @@ def bench_search(args: argparse.Namespace) -> dict[str, Any]:
                 "n": len(t),
             }
             for m, t in {**latency, "embed_query": embed_ms}.items()
+        },
+        "hybrid_by_kind_ms": {
+            kind: {"p50": percentile(t, 50), "p99": percentile(t, 99), "max": max(t)}
+            for kind, t in by_kind.items()
         },
         "recall_at_10": {"queries": r_queries, "stored_vectors": r_self},
         "hnsw_ms_per_query": hnsw_q,
@@ -966,15 +1134,10 @@ def bench_restart(args: argparse.Namespace) -> dict[str, Any]:
 # -- 5. de-duplication at scale ------------------------------------------------------------
 
 
-def knn_clusters(vectors: Any, threshold: float, neighbours: int, params: Any) -> dict[str, Any]:
-    """The core of refine.redecide_duplicates, on a matrix: hnswlib kNN graph, union-find.
-
-    Kept line for line with redecide_duplicates (minus the DB reads and writes), through
-    the same daemon.index.build and VectorIndex.knn_all.
-    """
-    from daemon.index import build
-
-    n = len(vectors)
+def _clusters(labels: Any, distances: Any, threshold: float) -> tuple[float, int, int]:
+    """Union-find over the kNN graph, as in refine.redecide_duplicates: (seconds,
+    clusters of two or more, duplicates)."""
+    n = len(labels)
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -989,12 +1152,6 @@ def knn_clusters(vectors: Any, threshold: float, neighbours: int, params: Any) -
             parent[max(ra, rb)] = min(ra, rb)
 
     t = time.perf_counter()
-    graph = build(list(range(n)), vectors, "bench", vectors.shape[1], params)
-    build_s = time.perf_counter() - t
-    t = time.perf_counter()
-    labels, distances = graph.knn_all(vectors, min(neighbours + 1, n))
-    knn_s = time.perf_counter() - t
-    t = time.perf_counter()
     for i in range(n):
         for label, distance in zip(labels[i], distances[i], strict=True):
             if label != i and 1.0 - distance >= threshold:
@@ -1002,20 +1159,65 @@ def knn_clusters(vectors: Any, threshold: float, neighbours: int, params: Any) -
     clusters: dict[int, list[int]] = {}
     for i in range(n):
         clusters.setdefault(find(i), []).append(i)
-    union_s = time.perf_counter() - t
     multi = [m for m in clusters.values() if len(m) > 1]
+    return time.perf_counter() - t, len(multi), sum(len(m) - 1 for m in multi)
+
+
+def knn_clusters(vectors: Any, threshold: float, neighbours: int, params: Any) -> dict[str, Any]:
+    """The core of refine.redecide_duplicates, on a matrix: hnswlib kNN graph, union-find.
+
+    Kept line for line with redecide_duplicates (minus the DB reads and writes), through
+    the same daemon.index.build and VectorIndex.knn_all.
+    """
+    from daemon.index import build
+
+    n = len(vectors)
+    t = time.perf_counter()
+    graph = build(list(range(n)), vectors, "bench", vectors.shape[1], params)
+    build_s = time.perf_counter() - t
+    t = time.perf_counter()
+    labels, distances = graph.knn_all(vectors, min(neighbours + 1, n))
+    knn_s = time.perf_counter() - t
+    union_s, clusters, duplicates = _clusters(labels, distances, threshold)
     return {
         "build_s": build_s,
         "knn_s": knn_s,
         "union_s": union_s,
         "total_s": build_s + knn_s + union_s,
-        "clusters": len(multi),
-        "duplicates": sum(len(m) - 1 for m in multi),
+        "clusters": clusters,
+        "duplicates": duplicates,
     }
 
 
-def random_vectors(n: int, seed: int, dup_rate: float = 0.01) -> Any:
-    """Unit vectors, uniform on the sphere, with ``dup_rate`` near copies (cosine ~0.98)."""
+def exact_clusters(vectors: Any, threshold: float, neighbours: int) -> dict[str, Any]:
+    """The same graph by exact search (blocked numpy matrix products): the n² reference."""
+    import numpy as np
+
+    n, k = len(vectors), min(neighbours + 1, len(vectors))
+    labels = np.empty((n, k), dtype=np.int64)
+    distances = np.empty((n, k), dtype=np.float32)
+    t = time.perf_counter()
+    for start in range(0, n, 1024):
+        sims = vectors[start : start + 1024] @ vectors.T
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        labels[start : start + len(sims)] = top
+        distances[start : start + len(sims)] = 1.0 - np.take_along_axis(sims, top, axis=1)
+    knn_s = time.perf_counter() - t
+    union_s, clusters, duplicates = _clusters(labels, distances, threshold)
+    return {
+        "build_s": 0.0,
+        "knn_s": knn_s,
+        "union_s": union_s,
+        "total_s": knn_s + union_s,
+        "clusters": clusters,
+        "duplicates": duplicates,
+    }
+
+
+def random_vectors(n: int, seed: int, dup_rate: float = 0.01) -> tuple[Any, int]:
+    """Unit vectors, uniform on the sphere, with ``dup_rate`` near copies (cosine ~0.98);
+    also how many planted copies survive (a copy whose original was itself overwritten
+    by another copy is no longer a duplicate)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -1029,7 +1231,8 @@ def random_vectors(n: int, seed: int, dup_rate: float = 0.01) -> Any:
     dst = rng.choice(n, size=k, replace=False)
     x[dst] = x[src] + rng.standard_normal((k, DIM), dtype=np.float32) * 0.01
     x[dst] /= np.linalg.norm(x[dst], axis=1, keepdims=True)
-    return x
+    planted = int(np.count_nonzero(~np.isin(src, dst)))
+    return x, planted
 
 
 def maxrss_mb() -> float:
@@ -1085,20 +1288,27 @@ def child_dedup(kind: str, n: int, m: int, efc: int, seed: int, root: str) -> di
         ids = [int(r[0]) for r in store.db.execute("SELECT id FROM pairs ORDER BY id")]
         vectors = pair_vectors(store, f"local/{MODEL}", q.pairs_by_id(store.db, ids))
         store.close()
+        planted = None
     else:
-        vectors = random_vectors(n, seed)
+        vectors, planted = random_vectors(n, seed)
     data_rss = maxrss_mb()
-    found = knn_clusters(np.ascontiguousarray(vectors), 0.92, 10, params)
+    vectors = np.ascontiguousarray(vectors)
+    found = (
+        exact_clusters(vectors, 0.92, 10)
+        if kind == "exact"
+        else knn_clusters(vectors, 0.92, 10, params)
+    )
     return {
         "kind": kind,
         "n": len(vectors),
-        "M": m,
-        "ef_construction": efc,
+        "M": m if kind != "exact" else "-",
+        "ef_construction": efc if kind != "exact" else "-",
         **found,
         "baseline_rss_mb": baseline,
         "after_input_rss_mb": data_rss,
         "peak_rss_mb": maxrss_mb(),
         "input_mb": vectors.nbytes / 2**20,
+        "planted": planted,
     }
 
 
@@ -1122,6 +1332,9 @@ def bench_dedup(args: argparse.Namespace) -> dict[str, Any]:
         runs.append(
             _child(["_child-dedup", "random", str(n), str(m), str(efc), str(args.seed), ""])
         )
+    for n in [n for n in args.sizes if n <= args.exact_up_to]:
+        print(f"{n:,} random vectors, exact kNN by numpy (the n² reference) ...", flush=True)
+        runs.append(_child(["_child-dedup", "exact", str(n), "0", "0", str(args.seed), ""]))
     for r in runs:
         r["per_nlogn_ns"] = r["total_s"] / (r["n"] * math.log2(r["n"])) * 1e9
         r["per_n2_ps"] = r["total_s"] / (r["n"] ** 2) * 1e12
@@ -1140,7 +1353,7 @@ def bench_dedup(args: argparse.Namespace) -> dict[str, Any]:
                 "input MB",
                 "t/(n log2 n) ns",
                 "t/n² ps",
-                "dups",
+                "dups found/planted",
             ],
             [
                 [
@@ -1155,7 +1368,9 @@ def bench_dedup(args: argparse.Namespace) -> dict[str, Any]:
                     r["input_mb"],
                     r["per_nlogn_ns"],
                     r["per_n2_ps"],
-                    r["duplicates"],
+                    r["duplicates"]
+                    if r.get("planted") is None
+                    else f"{r['duplicates']:,}/{r['planted']:,}",
                 ]
                 for r in runs
             ],
@@ -1191,7 +1406,7 @@ def bench_dedup(args: argparse.Namespace) -> dict[str, Any]:
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),
     }
-    save(args, "dedup", result)
+    save(args, "dedup-" + "-".join(str(n) for n in args.sizes), result)
     return result
 
 
@@ -1213,26 +1428,22 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         "embed", parents=[common], help="1. pipeline vs bare embedding throughput"
     )
     embed.add_argument(
-        "--bare-runs",
-        type=int,
-        default=2,
-        choices=(0, 1, 2),
-        help="bare encodes: before (1) and after (2) the pipeline",
+        "--batch-sizes",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[CONFIG_BATCH_SIZE],
+        help="[embeddings] batch_size of each pipeline run side by side (default: the"
+        " config's; the first is the one judged, e.g. 16,64 to see the effect of padding)",
     )
-    embed.add_argument(
-        "--batch-size",
-        type=int,
-        help="[embeddings] batch_size for the pipeline (default: the config's, 64)",
-    )
-    embed.add_argument(
-        "--what-if",
-        action="store_true",
-        help="also time encode per file without the DB, and with questions and answers apart",
-    )
+    embed.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     latency = sub.add_parser("latency", parents=[common], help="2. file landing to searchable")
     latency.add_argument("--drops", type=int, default=10)
     latency.add_argument("--drop-pairs", type=int, default=80)
     latency.add_argument("--settle", type=float, default=0.5)
+    latency.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"[embeddings] batch_size for the daemon (default: the config's, {CONFIG_BATCH_SIZE})",
+    )
     search = sub.add_parser("search", parents=[common], help="3. search latency and recall@10")
     search.add_argument("--queries", type=int, default=400)
     search.add_argument("--recall-queries", type=int, default=1000)
@@ -1253,12 +1464,18 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     dedup.add_argument("--large-m", type=int, default=16)
     dedup.add_argument("--large-efc", type=int, default=200)
     dedup.add_argument(
+        "--exact-up-to",
+        type=int,
+        default=100_000,
+        help="sizes up to this also run exact numpy kNN, the n² reference (0: none)",
+    )
+    dedup.add_argument(
         "--no-dedup-db", dest="dedup_db", action="store_false", help="skip the 17k DB path"
     )
     every = sub.add_parser("all", parents=[common], help="every benchmark, in order")
     every.set_defaults(
-        bare_runs=2,
-        what_if=False,
+        batch_sizes=[CONFIG_BATCH_SIZE],
+        rounds=5,
         drops=10,
         drop_pairs=80,
         settle=0.5,
@@ -1268,6 +1485,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         large_from=1_000_000,
         large_m=16,
         large_efc=200,
+        exact_up_to=100_000,
         dedup_db=True,
     )
     return parser.parse_args(argv)

@@ -356,6 +356,9 @@ def _with_errors(work: Callable[[], Any]) -> Any:
         _fail(str(exc), EXIT_ERROR)
 
 
+# Commands that live in modules of their own register here, one line each.
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="inboxd")

@@ -124,7 +124,8 @@ class Searcher:
         active = self.index.ids
         ranked = [int(r[0]) for r in rows if int(r[0]) in active]
         if resolved is not None:
-            ranked.sort(key=lambda pid: 0 if pid in self._of_indicator(resolved.id) else 1)
+            of_indicator = self._of_indicator(resolved.id)
+            ranked.sort(key=lambda pid: 0 if pid in of_indicator else 1)
         return ranked[:limit]
 
     def _of_indicator(self, indicator_id: str) -> set[int]:

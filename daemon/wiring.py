@@ -48,6 +48,10 @@ def wire(ctx: StageContext, stages: dict[BatchState, Stage]) -> dict[BatchState,
                 log=ctx.log,
                 now=now,
             )
+            # Work that follows a corpus run (reports, export, paid stages) registers
+            # itself here; each hook gets the context and the time.
+            for hook in ctx.services.get("after_corpus_run", []):
+                hook(ctx, now)
 
         ctx.services["refine_corpus"] = corpus_run
     return stages

@@ -58,7 +58,7 @@ class LocalEmbedder:
 
     dimension = 384
 
-    def __init__(self, name: str = "all-MiniLM-L6-v2", batch_size: int = 64) -> None:
+    def __init__(self, name: str = "all-MiniLM-L6-v2", batch_size: int = 16) -> None:
         self.name = name
         self.model_id = f"local/{name}"
         self.batch_size = batch_size
