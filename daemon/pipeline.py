@@ -238,10 +238,13 @@ class Pipeline:
 
     def corpus_work(self, now: float) -> bool:
         """On ``ALL_SESSIONS_COMPLETE.txt``: the corpus-wide refinement, once per signal."""
+        # Long-running work owned by other modules (polling a remote batch job, say)
+        # gets a turn whenever no batch is waiting; each returns True if it did work.
+        ticked = [bool(tick(now)) for tick in self.ctx.services.get("idle_work", [])]
         run = self.ctx.services.get("refine_corpus")
         signals = self.ctx.store.unhandled_signals(SIGNAL_ALL_COMPLETE)
         if run is None or not signals:
-            return False
+            return any(ticked)
         run(now)
         for signal in signals:
             self.ctx.store.mark_signal_handled(signal["id"], now)
