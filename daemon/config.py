@@ -76,6 +76,30 @@ class ScoringConfig(_Section):
     provider: Literal["rubric", "gemini"] = "rubric"
 
 
+class CoverageConfig(_Section):
+    """What the plan asks of each indicator, for assignments, progress and gaps."""
+
+    agent: str = Field("droid", pattern=r"^[A-Za-z0-9_.-]+$", description="inbox/<agent>/")
+    # 75 pairs x 227 indicators = 17,025: meeting the target everywhere meets the seed's
+    # minimum of 17,000 pairs; the assignment asks for "about 80" to leave room for
+    # duplicates folded by de-duplication.
+    target_pairs: int = Field(75, ge=1)
+    question_types: tuple[str, ...] = (
+        "definition",
+        "calculation",
+        "interpretation",
+        "signal",
+        "limitation",
+        "crypto_specific",
+        "comparison",
+        "example",
+    )
+    difficulties: tuple[str, ...] = ("beginner", "intermediate", "advanced", "expert")
+    # A category holding less than this share of its target is reported as near-empty.
+    near_empty_share: float = Field(0.25, gt=0, le=1)
+    auto_dispatch_gaps: bool = False
+
+
 class SearchConfig(_Section):
     max_distance: float = Field(0.5, gt=0, le=2, description="the seed's threshold")
     default_k: int = Field(5, ge=1)
@@ -107,6 +131,7 @@ class Config(BaseSettings):
     dedup: DedupConfig = DedupConfig()
     scoring: ScoringConfig = ScoringConfig()
     search: SearchConfig = SearchConfig()
+    coverage: CoverageConfig = CoverageConfig()
 
     @classmethod
     def settings_customise_sources(
@@ -250,4 +275,13 @@ DEFAULT_CONFIG_TOML = """\
 [search]
 # max_distance = 0.5         # cosine distance cut-off (the seed's threshold)
 # default_k = 5
+
+[coverage]
+# agent = "droid"            # inbox/<agent>/ that `inboxd dispatch` writes to
+# target_pairs = 75          # active pairs per indicator; fewer is a gap (75 x 227 = 17,025)
+# question_types = ["definition", "calculation", "interpretation", "signal",
+#                   "limitation", "crypto_specific", "comparison", "example"]
+# difficulties = ["beginner", "intermediate", "advanced", "expert"]
+# near_empty_share = 0.25    # a category below this share of its target is near-empty
+# auto_dispatch_gaps = false # after a corpus run, write gap-fill assignments by itself
 """

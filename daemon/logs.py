@@ -37,6 +37,8 @@ class Event(StrEnum):
     SIGNAL_RECEIVED = "signal.received"
     PROGRESS_UPDATED = "progress.updated"
     ASSIGNMENT_REGISTERED = "assignment.registered"
+    REPORT_WRITTEN = "report.written"
+    GAPS_DISPATCHED = "gaps.dispatched"
     INDEX_SAVED = "index.saved"
     INDEX_REBUILT = "index.rebuilt"
     INDEX_LOADED = "index.loaded"

@@ -4,6 +4,7 @@ rich for people. Reads the DB read-only, so it works while the daemon runs."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
@@ -56,6 +57,7 @@ def gather(config: Config) -> dict[str, Any]:
             )
         ]
         return {
+            **_plan(config, store),
             "refinement": _refinement(config, store),
             "root": str(config.root),
             "initialised": True,
@@ -69,6 +71,32 @@ def gather(config: Config) -> dict[str, Any]:
         }
     finally:
         store.close()
+
+
+def _plan(config: Config, store: Store) -> dict[str, Any]:
+    """The sessions table and headline numbers: what was asked against what arrived."""
+    from daemon import coverage, reports
+
+    found = reports.gather(store, config)
+    success = reports.success_report(store, config, found)
+    plan = [s for s in found.sessions if s.kind == "plan"]
+    return {
+        "headline": {
+            "sessions": {
+                state: sum(1 for s in plan if s.status == state)
+                for state in (coverage.DONE, coverage.PARTIAL, coverage.MISSING)
+            },
+            "indicators_covered": success["facts"]["indicators_covered"],
+            "indicators_total": success["facts"]["indicators_total"],
+            "pairs": success["facts"]["pairs"],
+            "active_pairs": success["facts"]["active_pairs"],
+            "average_quality": success["facts"]["average_quality"],
+            "tier_reached": success["reached"],
+        },
+        "sessions": [asdict(s) for s in found.sessions],
+        "unresolved_indicators": found.unresolved,
+        "warnings": found.warnings,
+    }
 
 
 def _refinement(config: Config, store: Store) -> dict[str, Any]:
@@ -95,6 +123,7 @@ def render(report: dict[str, Any], console: Console) -> None:
     if not report.get("initialised"):
         console.print(f"[yellow]{report['root']}: no database yet; run `inboxd run`.[/]")
         return
+    _render_plan(report, console)
     console.print(
         f"[bold]inboxd[/] {report['root']}: [bold]{report['pairs']}[/] pairs imported, "
         f"{report['invalid_items']} invalid item(s) reported"
@@ -151,6 +180,50 @@ def render(report: dict[str, Any], console: Console) -> None:
                 row["last_error"] or "",
             )
         console.print(table)
+
+
+_STATUS_STYLE = {"done": "green", "partial": "yellow", "missing": "red"}
+
+
+def _render_plan(report: dict[str, Any], console: Console) -> None:
+    head = report["headline"]
+    table = Table(title="Sessions")
+    for column, justify in (
+        ("session", "right"),
+        ("theme", "left"),
+        ("assigned", "left"),
+        ("files", "right"),
+        ("pairs", "right"),
+        ("active", "right"),
+        ("quality", "right"),
+        ("status", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for s in report["sessions"]:
+        style = _STATUS_STYLE[s["status"]]
+        table.add_row(
+            f"{s['number']:02d}",
+            s["title"],
+            s["assigned"] or "-",
+            f"{s['files_delivered']}/{s['files_expected']}",
+            str(s["pairs"]),
+            str(s["active"]),
+            "" if s["quality"] is None else f"{s['quality']:.0f}",
+            f"[{style}]{s['status']}[/]",
+        )
+    console.print(table)
+    counts = head["sessions"]
+    quality = head["average_quality"]
+    console.print(
+        f"Sessions: [green]{counts['done']} done[/], [yellow]{counts['partial']} partial[/],"
+        f" [red]{counts['missing']} missing[/]; indicators covered"
+        f" {head['indicators_covered']}/{head['indicators_total']}; pairs {head['pairs']}"
+        f" ({head['active_pairs']} active); average quality"
+        f" {'-' if quality is None else quality}; success tier:"
+        f" [bold]{head['tier_reached'] or 'none yet'}[/] (inboxd report)"
+    )
+    for warning in report["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}")
 
 
 def to_json(report: dict[str, Any]) -> str:

@@ -108,6 +108,9 @@ def session_from_path(relpath: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+#: Catalog lookup: a spelling -> (indicator id, its session), or None when unknown.
+IndicatorResolver = Callable[[str], tuple[str, int | None] | None]
+
 _NOT_UNICODE = "holds text that is not valid Unicode (an unpaired surrogate such as \\ud800)"
 
 
@@ -138,9 +141,15 @@ def validate_items(
     *,
     max_question_chars: int,
     max_answer_chars: int,
-    resolve_indicator: Callable[[str | None], str | None] | None = None,
+    resolve_indicator: IndicatorResolver | None = None,
 ) -> tuple[list[PairRecord], list[PairError]]:
-    """Validate every item of a parsed file; returns the valid pairs and the errors."""
+    """Validate every item of a parsed file; returns the valid pairs and the errors.
+
+    A pair's indicator is the first of its own ``indicator``, the file's ``indicator``,
+    the file's ``indicator_name`` and the file's path that ``resolve_indicator`` (the
+    catalog) knows; when none is known, the first given is kept as written. Its session
+    is its own, else the file's, else ``session_NN/``, else the catalog's.
+    """
     errors = list(parsed.errors)
     try:
         file_fields = FileFields.model_validate(parsed.file_fields)
@@ -148,11 +157,13 @@ def validate_items(
         errors.append(PairError("file fields", _describe(exc)))
         file_fields = FileFields()
     context = {"max_question_chars": max_question_chars, "max_answer_chars": max_answer_chars}
-    default_indicator = file_fields.indicator or indicator_from_path(relpath)
     default_session = (
         file_fields.session if file_fields.session is not None else session_from_path(relpath)
     )
-    resolve = resolve_indicator or (lambda text: text)
+    resolve = resolve_indicator or (lambda _text: None)
+    file_candidates = (file_fields.indicator, file_fields.indicator_name, relpath)
+    as_written = file_fields.indicator or indicator_from_path(relpath)
+    file_resolved = next((hit for text in file_candidates if text and (hit := resolve(text))), None)
     pairs: list[PairRecord] = []
     seen: set[str] = set()
     for position, item in parsed.items:
@@ -173,6 +184,13 @@ def validate_items(
             errors.append(PairError(position, "repeats an earlier pair of this file"))
             continue
         seen.add(digest)
+        resolved = (resolve(pair.indicator) if pair.indicator else None) or file_resolved
+        indicator, catalog_session = resolved or (pair.indicator or as_written, None)
+        session: int | None
+        if pair.session is not None:
+            session = pair.session
+        else:
+            session = default_session if default_session is not None else catalog_session
         pairs.append(
             PairRecord(
                 hash=digest,
@@ -180,8 +198,8 @@ def validate_items(
                 answer=pair.answer,
                 position=position,
                 item_id=None if pair.id is None else str(pair.id),
-                indicator=resolve(pair.indicator or default_indicator),
-                session=pair.session if pair.session is not None else default_session,
+                indicator=indicator,
+                session=session,
                 category=pair.category or file_fields.category,
                 difficulty=pair.difficulty,
                 type=pair.type,

@@ -3,22 +3,22 @@ so the service stays a lifecycle and the stages stay plain functions."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+from daemon import plan_hooks
 from daemon.catalog import Catalog, load_catalog
 from daemon.embedders import make_embedder
 from daemon.refine import load_or_rebuild_index, refine_corpus
 from daemon.scorers import make_scorer
 from daemon.stages import Stage, StageContext
 from daemon.states import BatchState
+from daemon.validation import IndicatorResolver
 
 
-def indicator_resolver(catalog: Catalog) -> Callable[[str | None], str | None]:
-    """Catalog id for a spelling; unknown spellings are kept as written (and reported)."""
+def indicator_resolver(catalog: Catalog) -> IndicatorResolver:
+    """Catalog id and session for a spelling (pair field, file field, name or path)."""
 
-    def resolve(text: str | None) -> str | None:
+    def resolve(text: str) -> tuple[str, int | None] | None:
         found = catalog.resolve(text)
-        return found.id if found is not None else text
+        return None if found is None else (found.id, found.session)
 
     return resolve
 
@@ -28,6 +28,8 @@ def wire(ctx: StageContext, stages: dict[BatchState, Stage]) -> dict[BatchState,
     catalog = load_catalog(ctx.config.catalog_path)
     ctx.services["catalog"] = catalog
     ctx.resolve_indicator = indicator_resolver(catalog)
+    ctx.services["on_assignment"] = plan_hooks.assignment_reader(ctx, catalog)
+    ctx.services.setdefault("after_corpus_run", []).append(plan_hooks.after_corpus_run)
     if any(state in stages for state in (BatchState.IMPORTED, BatchState.EMBEDDED)):
         embedder = make_embedder(ctx.config)
         ctx.services["embedder"] = embedder

@@ -179,17 +179,35 @@ def test_indicator_comes_from_pair_then_file_then_file_name() -> None:
     assert (own.indicator, from_name.indicator) == ("ema", "sma")
 
 
-def test_indicator_is_resolved_through_the_given_resolver() -> None:
-    """The chosen indicator text goes through ``resolve_indicator`` (the catalog)."""
-    seen: list[str | None] = []
+def _catalog(known: dict[str, tuple[str, int]]) -> Any:
+    """A resolver that knows these spellings (lower-cased) and nothing else."""
+    return lambda text: known.get(text.lower())
 
-    def resolve(text: str | None) -> str | None:
-        seen.append(text)
-        return None if text == "unknown" else f"id:{text}"
 
-    records, _ = check([pair(1), pair(2, indicator="unknown")], resolve_indicator=resolve)
-    assert [r.indicator for r in records] == ["id:sma", None]
-    assert seen == ["sma", "unknown"]
+def test_the_first_spelling_the_catalog_knows_wins_pair_then_file_then_path() -> None:
+    """Pair field, file field, file-level name, then the path: the first known one is
+    the indicator, with the catalog's session when nothing else gives one."""
+    resolve = _catalog({"ema": ("ema", 2), "relative strength index": ("rsi", 4)})
+    items = [pair(1, indicator="EMA"), pair(2, indicator="no-such-thing"), pair(3)]
+    fields = {"indicator": "rsi-ish", "indicator_name": "Relative Strength Index"}
+    records, _ = check(items, file_fields=fields, path="outbox/a/x.json", resolve_indicator=resolve)
+    assert [(r.indicator, r.session) for r in records] == [("ema", 2), ("rsi", 4), ("rsi", 4)]
+
+
+def test_an_indicator_no_spelling_resolves_is_kept_as_written() -> None:
+    """Unknown names are kept (and reported later), never dropped."""
+    resolve = _catalog({})
+    records, _ = check([pair(1, indicator="Mystery"), pair(2)], resolve_indicator=resolve)
+    assert [r.indicator for r in records] == ["Mystery", "sma"]
+
+
+def test_the_session_folder_wins_over_the_catalog_session() -> None:
+    """A gap-fill file under ``session_45/`` keeps session 45 while naming indicator rsi."""
+    resolve = _catalog({"rsi": ("rsi", 4)})
+    (record,), _ = check(
+        [pair(1)], path="outbox/a/session_45/rsi_qa_pairs.json", resolve_indicator=resolve
+    )
+    assert (record.indicator, record.session) == ("rsi", 45)
 
 
 def test_session_comes_from_pair_then_file_then_session_folder() -> None:

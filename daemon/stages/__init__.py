@@ -3,7 +3,6 @@ state on through ``store.advance``. ``STAGES`` is the one table that wires them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -11,6 +10,7 @@ from daemon.config import Config
 from daemon.records import Batch
 from daemon.states import BatchState
 from daemon.store import Store
+from daemon.validation import IndicatorResolver
 
 
 @dataclass
@@ -20,7 +20,7 @@ class StageContext:
     config: Config
     store: Store
     log: Any
-    resolve_indicator: Callable[[str | None], str | None] | None = None
+    resolve_indicator: IndicatorResolver | None = None
     services: dict[str, Any] = field(default_factory=dict)  # providers added by later stages
 
 

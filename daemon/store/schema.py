@@ -147,3 +147,32 @@ def _refinement(db: Database) -> None:
         """
     )
     db.table("pairs").enable_fts(["question", "answer"], tokenize="porter", create_triggers=True)
+
+
+@migrations(name="0003_sessions")
+def _sessions(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE assignments (
+            agent TEXT NOT NULL,
+            session INTEGER NOT NULL,
+            kind TEXT NOT NULL,             -- plan (a catalog session) | gap_fill
+            title TEXT NOT NULL,
+            indicators TEXT NOT NULL,       -- JSON list: catalog ids, unknown names as written
+            requests TEXT NOT NULL,         -- JSON: per indicator, what a gap-fill asks for
+            path TEXT NOT NULL,             -- inbox/<agent>/session-NN-assignment.md
+            sha256 TEXT NOT NULL,
+            source TEXT NOT NULL,           -- dispatch (inboxd wrote it) | person
+            registered_at REAL NOT NULL,
+            PRIMARY KEY (agent, session)
+        );
+
+        -- What `inboxd dispatch` last wrote to each path: a file whose content differs
+        -- was edited by a person and is not overwritten without --force.
+        CREATE TABLE dispatched_files (
+            path TEXT PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            written_at REAL NOT NULL
+        );
+        """
+    )
