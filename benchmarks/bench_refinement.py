@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import importlib.metadata
 import io
 import itertools
@@ -793,25 +792,16 @@ def bench_search(args: argparse.Namespace) -> dict[str, Any]:
         searcher.search(text, mode="hybrid")
     latency: dict[str, list[float]] = {}
 
-    def run(label: str, mode: str, before: Callable[[], None] = lambda: None) -> None:
+    def run(label: str, mode: str) -> None:
         times = []
         for text in queries:
             w = time.perf_counter()
-            before()
             searcher.search(text, k=5, mode=mode)  # type: ignore[arg-type]
             times.append((time.perf_counter() - w) * 1000)
         latency[label] = times
 
     for mode in ("dense", "hybrid", "lexical"):
         run(mode, mode)
-    # What-if (this process only, daemon code untouched): Searcher._lexical calls
-    # _of_indicator, a full scan of pairs, once per ranked id inside its sort key.
-    # Memoised for the length of one query, it runs once per query.
-    memo = functools.lru_cache(maxsize=None)(searcher._of_indicator)
-    searcher._of_indicator = memo  # type: ignore[method-assign]
-    run("hybrid, _of_indicator once per query (what-if)", "hybrid", memo.cache_clear)
-    run("lexical, _of_indicator once per query (what-if)", "lexical", memo.cache_clear)
-    del searcher._of_indicator
     kinds = ("question", "indicator name or alias", "how is <name> calculated", "name + phrase")
     by_kind = {
         kind: [t for i, t in enumerate(latency["hybrid"]) if i % 4 == k]

@@ -125,8 +125,13 @@ def evaluate(facts: SuccessFacts) -> dict[str, Any]:
     def pairs(floor: int) -> dict[str, Any]:
         return _criterion(f">= {floor:,} pairs", f"{facts.pairs:,}", facts.pairs >= floor)
 
-    quality = facts.average_quality
-    share = facts.premium_share
+    def at_least(name: str, value: float | None, floor: float, shown: str) -> dict[str, Any]:
+        measured = "not scored" if value is None else format(value, shown)
+        return _criterion(name, measured, value is not None and value >= floor)
+
+    def retrieval(name: str, met: bool | None) -> dict[str, Any]:
+        return _criterion(name, facts.retrieval_summary or "no evaluation yet (inboxd eval)", met)
+
     tiers = {
         "minimum": [
             covered,
@@ -146,29 +151,25 @@ def evaluate(facts: SuccessFacts) -> dict[str, Any]:
         "target": [
             covered,
             pairs(TARGET_PAIRS),
-            _criterion(
+            at_least(
                 f"average quality >= {TARGET_QUALITY:.0f}",
-                "not scored" if quality is None else f"{quality:.1f}",
-                quality is not None and quality >= TARGET_QUALITY,
+                facts.average_quality,
+                TARGET_QUALITY,
+                ".1f",
             ),
-            _criterion(
-                "RAG retrieval improved",
-                facts.retrieval_summary or "no evaluation yet (inboxd eval)",
-                facts.retrieval_improved,
-            ),
+            retrieval("RAG retrieval improved", facts.retrieval_improved),
         ],
         "outstanding": [
             covered,
             pairs(OUTSTANDING_PAIRS),
-            _criterion(
+            at_least(
                 f">= {OUTSTANDING_PREMIUM_SHARE:.0%} premium tier after refinement",
-                "not scored" if share is None else f"{share:.1%}",
-                share is not None and share >= OUTSTANDING_PREMIUM_SHARE,
+                facts.premium_share,
+                OUTSTANDING_PREMIUM_SHARE,
+                ".1%",
             ),
-            _criterion(
-                "RAG retrieval significantly improved",
-                facts.retrieval_summary or "no evaluation yet (inboxd eval)",
-                facts.retrieval_significantly_improved,
+            retrieval(
+                "RAG retrieval significantly improved", facts.retrieval_significantly_improved
             ),
         ],
     }

