@@ -155,8 +155,20 @@ class Service:
             busy = pipeline.step(self.clock())
             if not busy:
                 if pipeline.idle():
+                    self._report_waiting_retries()
                     return
                 self.stop_requested.wait(min(0.05, self.config.watch.poll_seconds))
+
+    def _report_waiting_retries(self) -> None:
+        """``run --once`` ends before a scheduled retry: say so rather than look done."""
+        assert self.store is not None
+        waiting = self.store.unfinished_count([])
+        if waiting:
+            self.log.warning(
+                Event.BATCH_RETRY_SCHEDULED,
+                failed=waiting,
+                hint="run again after the retry time, or `inboxd retry` to re-queue now",
+            )
 
     def stop(self) -> None:
         """Stop watching, close the DB, release the lock."""

@@ -35,7 +35,7 @@ def gather(config: Config) -> dict[str, Any]:
             )
         ]
         failed = [
-            dict(row)
+            {**row, "parked": bool(row["parked"])}
             for row in db.query(
                 "SELECT id, path, resume_state, attempts, last_error,"
                 " next_attempt_at IS NULL AS parked FROM batches WHERE state = ? ORDER BY id",

@@ -151,7 +151,7 @@ def test_retry_requeues_a_batch_parked_by_a_real_archive_failure(
     assert batch["next_attempt_at"] is None
     assert "cannot write the archive copy" in batch["last_error"]
     report = json.loads(run_cli(root, "status", "--json").stdout)
-    assert [(f["id"], f["parked"]) for f in report["failed"]] == [(batch["id"], 1)]
+    assert [(f["id"], f["parked"]) for f in report["failed"]] == [(batch["id"], True)]
 
     blocker.unlink()
     daemon = make_daemon(root).start()
