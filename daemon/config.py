@@ -100,6 +100,49 @@ class CoverageConfig(_Section):
     auto_dispatch_gaps: bool = False
 
 
+class GeminiPrice(_Section):
+    input_per_m: float = Field(ge=0, description="USD per 1M input tokens, interactive")
+    output_per_m: float = Field(0.0, ge=0, description="USD per 1M output tokens, interactive")
+
+
+# Interactive list prices (USD per 1M tokens) as found in 2026-09 (see README); the
+# batch API bills `batch_discount` of these. Override in [gemini.prices.<model>].
+DEFAULT_GEMINI_PRICES: dict[str, GeminiPrice] = {
+    "gemini-embedding-001": GeminiPrice(input_per_m=0.15),
+    "gemini-2.5-flash": GeminiPrice(input_per_m=0.30, output_per_m=2.50),
+    "gemini-2.5-flash-lite": GeminiPrice(input_per_m=0.10, output_per_m=0.40),
+}
+
+
+class GeminiConfig(_Section):
+    """The optional Gemini provider. The API key is never a setting: it is read from
+    GEMINI_API_KEY or GOOGLE_API_KEY when a client is built, and never stored."""
+
+    mode: Literal["batch", "interactive"] = "batch"
+    embedding_model: str = "gemini-embedding-001"
+    output_dimensionality: int = Field(768, ge=128, le=3072)
+    judge_model: str = "gemini-2.5-flash"
+    judge_max_output_tokens: int = Field(512, ge=64)
+    judge_attempts: int = Field(2, ge=1, description="malformed answers, then the pair is marked")
+    # 0 turns thinking off on 2.5 models (thinking tokens bill as output); None leaves the
+    # model's default, for models that take a thinking level instead.
+    judge_thinking_budget: int | None = Field(0, ge=0)
+    base_url: str | None = None
+    api_version: str = "v1beta"
+    timeout_seconds: float = Field(120.0, gt=0)
+    max_attempts: int = Field(5, ge=1, description="tries per call on 429/5xx/timeouts")
+    backoff_base_seconds: float = Field(1.0, ge=0)
+    backoff_max_seconds: float = Field(60.0, ge=0)
+    poll_seconds: float = Field(60.0, gt=0, description="first wait between job polls")
+    poll_max_seconds: float = Field(600.0, gt=0)
+    prices: dict[str, GeminiPrice] = Field(default_factory=lambda: dict(DEFAULT_GEMINI_PRICES))
+    batch_discount: float = Field(0.5, gt=0, le=1)
+    budget_usd: float = Field(25.0, ge=0)
+    enhance: bool = False
+    enhance_below: float = Field(60.0, ge=0, le=100)
+    enhance_max_pairs: int = Field(50, ge=0)
+
+
 class SearchConfig(_Section):
     max_distance: float = Field(0.5, gt=0, le=2, description="the seed's threshold")
     default_k: int = Field(5, ge=1)
@@ -131,6 +174,7 @@ class Config(BaseSettings):
     dedup: DedupConfig = DedupConfig()
     scoring: ScoringConfig = ScoringConfig()
     search: SearchConfig = SearchConfig()
+    gemini: GeminiConfig = GeminiConfig()
     coverage: CoverageConfig = CoverageConfig()
 
     @classmethod
@@ -275,6 +319,35 @@ DEFAULT_CONFIG_TOML = """\
 [search]
 # max_distance = 0.5         # cosine distance cut-off (the seed's threshold)
 # default_k = 5
+
+[gemini]
+# Used only when embeddings.provider or scoring.provider is "gemini". The API key comes
+# from GEMINI_API_KEY (or GOOGLE_API_KEY) in the environment, never from this file.
+# mode = "batch"             # "batch": the corpus run judges in one Batch API job at
+#                            # batch_discount of the price; "interactive": batch by batch
+# embedding_model = "gemini-embedding-001"
+# output_dimensionality = 768   # 128-3072; vectors are L2-normalised after reduction
+# judge_model = "gemini-2.5-flash"
+# judge_max_output_tokens = 512
+# judge_attempts = 2         # malformed judge answers, then the pair is marked unjudged
+# judge_thinking_budget = 0  # 0: no thinking tokens (billed as output); remove for the default
+# base_url = "http://127.0.0.1:8765"   # a proxy or loopback server; default Google's
+# api_version = "v1beta"     # pinned: the SDK's v1 default lacks the batch routes
+# timeout_seconds = 120.0    # per HTTP request
+# max_attempts = 5           # per call on 429/5xx/timeouts, honouring Retry-After
+# backoff_base_seconds = 1.0 # exponential backoff with jitter ...
+# backoff_max_seconds = 60.0 # ... capped here
+# poll_seconds = 60.0        # first wait between polls of a batch job, doubling ...
+# poll_max_seconds = 600.0   # ... up to this
+# batch_discount = 0.5       # the Batch API bills this fraction of the interactive price
+# budget_usd = 25.0          # paid stages stop before total spend would pass this
+# enhance = false            # rewrite pairs the judge scored below enhance_below
+# enhance_below = 60.0
+# enhance_max_pairs = 50     # per corpus run
+#
+# [gemini.prices."gemini-2.5-flash"]   # USD per 1M tokens, interactive
+# input_per_m = 0.30
+# output_per_m = 2.50
 
 [coverage]
 # agent = "droid"            # inbox/<agent>/ that `inboxd dispatch` writes to

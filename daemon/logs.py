@@ -45,6 +45,15 @@ class Event(StrEnum):
     DEDUP_DECIDED = "dedup.decided"
     MODEL_LOADED = "model.loaded"
     WATCHER_ERROR = "watcher.error"
+    JOB_SUBMITTED = "job.submitted"
+    JOB_POLLED = "job.polled"
+    JOB_COMPLETED = "job.completed"
+    JOB_FAILED = "job.failed"
+    JOB_RECOVERED = "job.recovered"
+    BUDGET_REACHED = "budget.reached"
+    GEMINI_RETRY = "gemini.retry"
+    JUDGE_MALFORMED = "judge.malformed"
+    ENHANCE_DONE = "enhance.done"
 
 
 _SECRET_MARKERS = ("api_key", "apikey", "token", "secret", "password", "authorization")

@@ -202,7 +202,58 @@ def render_success(report: dict[str, Any]) -> str:
             mark = {True: "yes", False: "no", None: "not evaluated"}[c["met"]]
             lines.append(f"| {c['criterion']} | {c['measured']} | {mark} |")
         lines.append("")
+    if report.get("gemini_spend"):
+        lines += render_spend(report["gemini_spend"])
     return "\n".join(lines)
+
+
+def gemini_spend(store: Store, config: Config) -> dict[str, Any] | None:
+    """Gemini spend, budget and judge progress; None when no Gemini provider is set."""
+    if "gemini" not in (config.embeddings.provider, config.scoring.provider):
+        return None
+    from daemon.gemini.batch import judge_progress
+    from daemon.gemini.costs import spend_summary
+
+    found = spend_summary(store.db, config)
+    if config.scoring.provider == "gemini":
+        found["judge"] = judge_progress(store, config)
+    return found
+
+
+def render_spend(spend: dict[str, Any]) -> list[str]:
+    """Markdown lines for the Gemini spend (shared by success.md and status)."""
+    lines = [
+        "## Gemini spend",
+        "",
+        f"Spent ${spend['spent_usd']:.4f} of a ${spend['budget_usd']:.2f} budget"
+        f" (${spend['reserved_usd']:.4f} reserved by open jobs, ${spend['remaining_usd']:.4f}"
+        " left).",
+        "",
+    ]
+    if spend["budget_stopped"]:
+        stop = spend["last_budget_stop"]
+        lines += [
+            f"**Budget reached**: the {stop['stage']} stage stopped (it needed"
+            f" ${stop['needed_usd']:.4f}); raise `gemini.budget_usd` to go on.",
+            "",
+        ]
+    if spend["by_stage"]:
+        lines += ["| stage | model | mode | calls | tokens in | tokens out | cost |"]
+        lines += ["|---|---|---|---:|---:|---:|---:|"]
+        lines += [
+            f"| {r['stage']} | {r['model']} | {r['mode']} | {r['calls']} |"
+            f" {r['input_tokens']:,} | {r['output_tokens']:,} | ${r['cost_usd']:.4f} |"
+            for r in spend["by_stage"]
+        ]
+        lines.append("")
+    if judge := spend.get("judge"):
+        lines += [
+            f"Judge {judge['scorer']} ({judge['mode']}): {judge['scored']} scored,"
+            f" {judge['in_jobs']} in open jobs, {judge['pending']} pending,"
+            f" {judge['marked']} given up on.",
+            "",
+        ]
+    return lines
 
 
 def latest_evaluation(config: Config) -> dict[str, Any] | None:
@@ -218,7 +269,10 @@ def success_report(store: Store, config: Config, found: Coverage | None = None) 
     """The success criteria on the live data."""
     found = found or gather(store, config)
     facts = facts_of(found, plan_db.import_health(store.db), latest_evaluation(config))
-    return {"at": _now_iso(), **evaluate(facts)}
+    report = {"at": _now_iso(), **evaluate(facts)}
+    if (spend := gemini_spend(store, config)) is not None:
+        report["gemini_spend"] = spend
+    return report
 
 
 def write_success(config: Config, report: dict[str, Any]) -> list[Path]:

@@ -93,6 +93,7 @@ def _plan(config: Config, store: Store) -> dict[str, Any]:
             "average_quality": success["facts"]["average_quality"],
             "tier_reached": success["reached"],
         },
+        "gemini": success.get("gemini_spend"),
         "sessions": [asdict(s) for s in found.sessions],
         "unresolved_indicators": found.unresolved,
         "warnings": found.warnings,
@@ -224,6 +225,12 @@ def _render_plan(report: dict[str, Any], console: Console) -> None:
     )
     for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}")
+    if report.get("gemini"):
+        from rich.markdown import Markdown
+
+        from daemon.reports import render_spend
+
+        console.print(Markdown("\n".join(render_spend(report["gemini"]))))
 
 
 def to_json(report: dict[str, Any]) -> str:

@@ -56,4 +56,7 @@ def wire(ctx: StageContext, stages: dict[BatchState, Stage]) -> dict[BatchState,
                 hook(ctx, now)
 
         ctx.services["refine_corpus"] = corpus_run
+        from daemon.gemini.hooks import attach  # registers nothing unless configured
+
+        attach(ctx)
     return stages

@@ -277,13 +277,17 @@ def test_unknown_provider_name_fails_config_naming_the_key(root: Path) -> None:
     assert skipped == {"catalog", "state", "database", "index", "providers", "model"}
 
 
-def test_provider_not_available_in_this_install_fails_providers(root: Path) -> None:
-    """A known provider this install lacks (gemini embeddings) fails the providers check;
-    the index and model checks, which need it, are skipped."""
+def test_provider_not_available_in_this_install_fails_providers(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider that cannot be built here (gemini embeddings with no API key) fails the
+    providers check, saying why; the index and model checks, which need it, are skipped."""
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
     (root / CONFIG_FILE_NAME).write_text('[embeddings]\nprovider = "gemini"\n')
     checks = checks_of(root)
     assert failed(checks) == {"providers"}
-    assert "not available here" in checks["providers"].detail
+    assert "GEMINI_API_KEY" in checks["providers"].detail
     assert checks["index"].outcome is Outcome.SKIP
     assert checks["model"].outcome is Outcome.SKIP
 

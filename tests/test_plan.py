@@ -624,3 +624,28 @@ def test_retrieval_counts_once_an_evaluation_has_run(tmp_path: Path, corpus_17k:
     (rag_after,) = [c for c in after["tiers"]["target"]["criteria"] if "RAG" in c["criterion"]]
     assert rag_before["met"] is None and "no evaluation yet" in rag_before["measured"]
     assert (rag_after["met"], rag_after["measured"]) == (True, "hit@5 +9")
+
+
+def test_with_a_gemini_provider_the_report_shows_spend_and_judge_progress(
+    tmp_path: Path,
+) -> None:
+    """No call made yet: zero spend against the budget, every active pair pending."""
+    config = small_root(tmp_path)
+    deliver_partial_tree(config)
+    run_intake(config)
+    gemini = config_for(
+        config.root,
+        catalog_path=config.catalog_path,
+        coverage=SMALL_COVERAGE,
+        scoring={"provider": "gemini"},
+    )
+    store = Store(gemini.db_path)
+    try:
+        store.migrate()
+        report = reports.success_report(store, gemini)
+    finally:
+        store.close()
+    spend = report["gemini_spend"]
+    assert (spend["spent_usd"], spend["budget_stopped"]) == (0.0, False)
+    assert spend["judge"]["pending"] == 15  # 4 + 5 + 4 + 2 pairs, none judged
+    assert "## Gemini spend" in reports.render_success(report)

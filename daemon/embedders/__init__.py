@@ -47,7 +47,13 @@ def _local(config: Config) -> Embedder:
     return LocalEmbedder(config.embeddings.local_model, config.embeddings.batch_size)
 
 
-EMBEDDERS: dict[str, Callable[[Config], Embedder]] = {"local": _local}
+def _gemini(config: Config) -> Embedder:
+    from daemon.embedders.gemini import GeminiEmbedder
+
+    return GeminiEmbedder(config)
+
+
+EMBEDDERS: dict[str, Callable[[Config], Embedder]] = {"local": _local, "gemini": _gemini}
 
 
 def make_embedder(config: Config) -> Embedder:

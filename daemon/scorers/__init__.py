@@ -60,7 +60,14 @@ def _rubric(config: Config) -> Scorer:
     return RubricScorer()
 
 
-SCORERS: dict[str, Callable[[Config], Scorer]] = {"rubric": _rubric}
+def _gemini(config: Config) -> Scorer:
+    # Batch mode judges in the corpus run's Batch API job; interactive mode per batch.
+    from daemon.gemini.judge import DeferredJudge, JudgeScorer
+
+    return DeferredJudge(config) if config.gemini.mode == "batch" else JudgeScorer(config)
+
+
+SCORERS: dict[str, Callable[[Config], Scorer]] = {"rubric": _rubric, "gemini": _gemini}
 
 
 def make_scorer(config: Config) -> Scorer:

@@ -176,3 +176,89 @@ def _sessions(db: Database) -> None:
         );
         """
     )
+
+
+@migrations(name="0004_gemini")
+def _gemini(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE gemini_jobs (
+            id INTEGER PRIMARY KEY,
+            stage TEXT NOT NULL,            -- judge
+            scorer TEXT NOT NULL,           -- the judge's scorer name its results land under
+            model TEXT NOT NULL,
+            display_name TEXT NOT NULL UNIQUE,  -- derived from the work: found again by list
+            name TEXT UNIQUE,               -- batches/<id>, once created
+            input_file TEXT,                -- files/<id> of the uploaded JSONL
+            state TEXT NOT NULL,            -- preparing | submitted | succeeded
+                                            -- | partially_succeeded | failed | cancelled
+                                            -- | expired
+            remote_state TEXT,              -- the last JobState seen
+            request_count INTEGER NOT NULL,
+            estimated_usd REAL NOT NULL,
+            cost_usd REAL,
+            polls INTEGER NOT NULL DEFAULT 0,
+            next_poll_at REAL,
+            error TEXT,
+            created_at REAL NOT NULL,
+            submitted_at REAL,
+            finished_at REAL
+        );
+        CREATE INDEX gemini_jobs_state ON gemini_jobs (state);
+
+        CREATE TABLE gemini_job_items (
+            job_id INTEGER NOT NULL REFERENCES gemini_jobs (id),
+            key TEXT NOT NULL,              -- the request key in the JSONL (the pair hash)
+            pair_hash TEXT NOT NULL,
+            state TEXT NOT NULL,            -- pending | done | malformed | failed
+            error TEXT,
+            PRIMARY KEY (job_id, key)
+        );
+        CREATE INDEX gemini_job_items_pair ON gemini_job_items (pair_hash);
+
+        CREATE TABLE gemini_calls (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            stage TEXT NOT NULL,            -- embed | judge | enhance
+            model TEXT NOT NULL,
+            mode TEXT NOT NULL,             -- interactive | batch
+            job_id INTEGER REFERENCES gemini_jobs (id),
+            requests INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            estimated INTEGER NOT NULL,     -- 1: tokens estimated, the API sent no usage
+            cost_usd REAL NOT NULL
+        );
+        CREATE INDEX gemini_calls_stage ON gemini_calls (stage, model);
+
+        CREATE TABLE gemini_unjudged (
+            pair_hash TEXT NOT NULL,
+            scorer TEXT NOT NULL,
+            malformed INTEGER NOT NULL DEFAULT 0,   -- answers that failed validation
+            reason TEXT NOT NULL,           -- why it is (back to) pending
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (pair_hash, scorer)
+        );
+
+        CREATE TABLE gemini_budget_stops (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            stage TEXT NOT NULL,
+            needed_usd REAL NOT NULL,       -- what the next step would have cost
+            remaining_usd REAL NOT NULL
+        );
+
+        CREATE TABLE gemini_enhancements (
+            pair_hash TEXT NOT NULL,        -- the original pair, kept as it is
+            scorer TEXT NOT NULL,
+            model TEXT NOT NULL,
+            question TEXT NOT NULL,
+            answer TEXT NOT NULL,
+            original_score REAL NOT NULL,
+            new_score REAL,
+            accepted INTEGER NOT NULL,      -- 1 only when the rewrite scored higher
+            created_at REAL NOT NULL,
+            PRIMARY KEY (pair_hash, scorer)
+        );
+        """
+    )

@@ -1,0 +1,109 @@
+"""What the daemon registers when the judge is Gemini: the corpus-run hook (one Batch
+API job for everything the judge has not scored; interactive mode judges the backlog
+directly) and the idle tick that polls open jobs without blocking the loop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daemon.errors import InboxdError
+from daemon.gemini import batch
+from daemon.gemini import client as gc
+from daemon.gemini.judge import JudgeScorer
+from daemon.logs import Event
+from daemon.stages import StageContext
+from daemon.store import corpus as q
+
+
+class GeminiWork:
+    """The Gemini provider's share of the daemon's corpus-level work."""
+
+    def __init__(self, ctx: StageContext, client: Any = None) -> None:
+        self.ctx = ctx
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = gc.make_client(self.ctx.config.gemini)
+        return self._client
+
+    def after_corpus_run(self, ctx: StageContext, now: float) -> None:
+        """Judge everything not yet scored by the configured judge."""
+        config = ctx.config
+        try:
+            pending = batch.backlog(ctx.store, config)
+            if not pending:
+                return
+            if config.gemini.mode == "batch":
+                batch.submit(ctx.store, self.client, config, pending, now, ctx.log)
+                return
+            scorer = JudgeScorer(config, self.client)
+            for start in range(0, len(pending), 50):
+                scores = scorer.score(pending[start : start + 50])
+                with ctx.store.transaction() as db:
+                    q.save_scores(db, scorer.name, [s.as_row() for s in scores], now)
+                if len(scores) < len(pending[start : start + 50]) and _budget_gone(ctx):
+                    break
+        except InboxdError as exc:
+            ctx.log.warning(Event.JOB_FAILED, stage="judge", error=str(exc))
+            return
+        finally:
+            if config.gemini.enhance:
+                from daemon.gemini.enhance import enhance_corpus
+
+                enhance_corpus(ctx, self.client, now)
+
+    def tick(self, now: float) -> bool:
+        """Advance due jobs; True only when a job was created, finished or applied."""
+        ctx = self.ctx
+        if not batch.open_jobs(ctx.store):
+            return False
+        try:
+            changed = batch.tick(ctx.store, self.client, ctx.config, now, ctx.log)
+        except InboxdError as exc:
+            ctx.log.warning(Event.JOB_FAILED, stage="judge", error=str(exc))
+            return False
+        if changed and not batch.open_jobs(ctx.store):
+            self._repick_keepers(now)
+        return changed
+
+    def _repick_keepers(self, now: float) -> None:
+        """With the judge's scores in, the best pair of each duplicate cluster may change."""
+        index = self.ctx.services.get("index")
+        if index is None:
+            return
+        from daemon.gemini.judge import judge_name
+        from daemon.refine import redecide_duplicates, sync_index
+
+        cfg = self.ctx.config
+        redecide_duplicates(
+            self.ctx.store,
+            index.model_id,
+            judge_name(cfg),
+            cfg.dedup.threshold,
+            cfg.dedup.neighbours,
+            now,
+        )
+        sync_index(self.ctx.store, index)
+        index.save(cfg.index_dir)
+
+
+def _budget_gone(ctx: StageContext) -> bool:
+    from daemon.gemini.costs import remaining
+
+    return remaining(ctx.store.db, ctx.config.gemini) <= 0 or bool(
+        ctx.store.db.execute("SELECT count(*) FROM gemini_budget_stops").fetchone()[0]
+    )
+
+
+def attach(ctx: StageContext) -> None:
+    """Register the hook and the tick when the judge is Gemini (checks the key now, so a
+    missing key stops start-up with a clear message rather than failing hours later)."""
+    if ctx.config.scoring.provider != "gemini":
+        return
+    gc.api_key()
+    work = GeminiWork(ctx)
+    ctx.services.setdefault("after_corpus_run", []).append(work.after_corpus_run)
+    ctx.services.setdefault("idle_work", []).append(work.tick)
+    ctx.services["gemini"] = work
