@@ -9,6 +9,7 @@ from daemon.embedders import make_embedder
 from daemon.refine import load_or_rebuild_index, refine_corpus
 from daemon.scorers import make_scorer
 from daemon.stages import Stage, StageContext
+from daemon.stages.score import rescore_corpus
 from daemon.states import BatchState
 from daemon.validation import IndicatorResolver
 
@@ -40,6 +41,8 @@ def wire(ctx: StageContext, stages: dict[BatchState, Stage]) -> dict[BatchState,
 
         def corpus_run(now: float) -> None:
             cfg = ctx.config
+            if cfg.scoring.provider != "gemini":  # the paid judge scores in its own hook
+                rescore_corpus(ctx.store, embedder, ctx.services["scorer"], now)
             refine_corpus(
                 ctx.store,
                 index,

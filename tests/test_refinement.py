@@ -453,3 +453,29 @@ def test_a_pair_a_new_file_version_drops_leaves_the_saved_index(root: Path) -> N
     with capture_logs() as logs:
         process(config)
     assert [e["count"] for e in logs if e["event"] == "index.loaded"] == [2]
+
+
+def test_a_new_rubric_version_rescores_on_the_next_corpus_run_and_nothing_else(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scores are keyed by scorer name and version: after a version change the corpus
+    run scores every active pair under the new name, embeds nothing, and a second run
+    scores nothing more."""
+    from daemon.scorers.rubric import RubricScorer
+
+    ids = _rsi_cluster(root)
+    count = embeddings(root)
+    old_name = RubricScorer.name
+    monkeypatch.setattr(RubricScorer, "name", old_name + "-next")
+    config = settings(root)
+    for _ in range(2):
+        service = Service(config)
+        pipeline = service.start(watch=False)
+        try:
+            pipeline.ctx.services["refine_corpus"](time.time())
+        finally:
+            service.stop()
+    rescored = scalar(root, "SELECT count(*) FROM scores WHERE scorer = ?", [old_name + "-next"])
+    active = {ids["calc"], ids["levels"], ids["loose"]}
+    assert rescored == len(active)
+    assert embeddings(root) == count

@@ -3,6 +3,8 @@ pair of every cluster they touch becomes the kept one."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlite_utils import Database
 
 from daemon.embedders import Embedder, text_hash
@@ -10,15 +12,15 @@ from daemon.records import Batch
 from daemon.scorers import PairToScore, Scorer
 from daemon.stages import StageContext
 from daemon.states import BatchState
+from daemon.store import Store
 from daemon.store import corpus as q
 
 
-def score(batch: Batch, ctx: StageContext, now: float) -> Batch:
-    """Score pairs not yet scored by this scorer (name and version), then re-pick keepers."""
-    embedder: Embedder = ctx.services["embedder"]
-    scorer: Scorer = ctx.services["scorer"]
-    db = ctx.store.db
-    pairs = q.batch_pairs(db, batch.id)
+def score_missing(
+    db: Database, embedder: Embedder, scorer: Scorer, pairs: list[dict[str, Any]]
+) -> list[dict[str, object]]:
+    """Scores (as rows to save) of the pairs this scorer (name and version) has not
+    scored yet; relevance from the stored question and answer vectors."""
     done = q.scored_hashes(db, scorer.name, [p["hash"] for p in pairs])
     todo = [p for p in pairs if p["hash"] not in done]
     vectors = q.load_embeddings(
@@ -29,7 +31,25 @@ def score(batch: Batch, ctx: StageContext, now: float) -> Batch:
         qv, av = vectors.get(text_hash(pair["question"])), vectors.get(text_hash(pair["answer"]))
         relevance = float(qv @ av) if qv is not None and av is not None else None
         to_score.append(PairToScore(pair["hash"], pair["question"], pair["answer"], relevance))
-    results = [s.as_row() for s in scorer.score(to_score)]
+    return [s.as_row() for s in scorer.score(to_score)]
+
+
+def rescore_corpus(store: Store, embedder: Embedder, scorer: Scorer, now: float) -> int:
+    """Score every active pair the scorer has not scored (after a rubric version change,
+    say); the corpus run calls it before de-duplication picks the kept pairs."""
+    pairs = q.pairs_by_id(store.db, q.active_pair_ids(store.db))
+    rows = score_missing(store.db, embedder, scorer, pairs)
+    with store.transaction() as db:
+        q.save_scores(db, scorer.name, rows, now)
+    return len(rows)
+
+
+def score(batch: Batch, ctx: StageContext, now: float) -> Batch:
+    """Score pairs not yet scored by this scorer (name and version), then re-pick keepers."""
+    embedder: Embedder = ctx.services["embedder"]
+    scorer: Scorer = ctx.services["scorer"]
+    pairs = q.batch_pairs(ctx.store.db, batch.id)
+    results = score_missing(ctx.store.db, embedder, scorer, pairs)
 
     def effects(db: Database) -> dict[str, object]:
         q.save_scores(db, scorer.name, results, now)
