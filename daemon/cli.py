@@ -454,6 +454,11 @@ def _with_errors(work: Callable[[], Any]) -> Any:
 
 
 # Commands that live in modules of their own register here, one line each.
+from daemon.cli_rag import ask, evaluate, export  # noqa: E402
+
+cli.add_command(export)
+cli.add_command(evaluate)
+cli.add_command(ask)
 
 
 def main() -> None:

