@@ -183,6 +183,38 @@ def usage_tokens(response: Any) -> tuple[int, int] | None:
     return int(usage.prompt_token_count), int(output)
 
 
+def paid_generate(
+    ledger: Ledger,
+    config: Config,
+    *,
+    stage: str,
+    model: str,
+    estimate: tuple[int, int],
+    request: Callable[[], Any],
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """One interactive ``generate_content`` under the budget: checked against the
+    estimated price before, recorded at the reported (or estimated) tokens after."""
+    tin, tout = estimate
+    ledger.check(stage, cost_usd(config.gemini, model, tin, tout, batch=False))
+    response = gc.call(request, config.gemini, what=stage, sleep=sleep)
+    used = usage_tokens(response)
+    real_in, real_out = (
+        used if used is not None else (tin, gc.ceil_tokens(getattr(response, "text", "") or ""))
+    )
+    ledger.record(
+        stage=stage,
+        model=model,
+        mode="interactive",
+        requests=1,
+        input_tokens=real_in,
+        output_tokens=real_out,
+        estimated=used is None,
+        cost=cost_usd(config.gemini, model, real_in, real_out, batch=False),
+    )
+    return response
+
+
 def mark_unjudged(
     db: Any, scorer: str, pair_hash: str, reason: str, now: float, *, malformed: bool
 ) -> None:
@@ -261,33 +293,16 @@ class JudgeScorer:
         )
         reason = ""
         for attempt in range(1, self.config.gemini.judge_attempts + 1):
-            tin, tout = estimate_tokens(self.config, pair)
-            self.ledger.check(
-                "judge", cost_usd(self.config.gemini, self.model, tin, tout, batch=False)
-            )
-            response = gc.call(
-                lambda: self.client.models.generate_content(
-                    model=self.model, contents=user, config=config
-                ),
-                self.config.gemini,
-                what="judge",
-                sleep=self.sleep,
-            )
-            used = usage_tokens(response)
-            real_in, real_out = (
-                used
-                if used is not None
-                else (tin, gc.ceil_tokens(getattr(response, "text", "") or ""))
-            )
-            self.ledger.record(
+            response = paid_generate(
+                self.ledger,
+                self.config,
                 stage="judge",
                 model=self.model,
-                mode="interactive",
-                requests=1,
-                input_tokens=real_in,
-                output_tokens=real_out,
-                estimated=used is None,
-                cost=cost_usd(self.config.gemini, self.model, real_in, real_out, batch=False),
+                estimate=estimate_tokens(self.config, pair),
+                request=lambda: self.client.models.generate_content(
+                    model=self.model, contents=user, config=config
+                ),
+                sleep=self.sleep,
             )
             verdict = parse_verdict(response)
             if isinstance(verdict, Verdict):
