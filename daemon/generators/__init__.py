@@ -3,8 +3,7 @@
 
     llama    a local GGUF model through llama-cpp-python (the optional ``llm`` extra)
     none     no model: the answer is the retrieved context itself
-    gemini   Gemini, provided by ``daemon.gemini``: the seam is a module
-             ``daemon.gemini.generator`` with ``make_generator(config) -> Generator``
+    gemini   Gemini (``daemon.gemini.generator``), priced and budgeted like the judge
     auto     llama when llama-cpp-python and a GGUF file are there, else none
 """
 
@@ -45,17 +44,9 @@ def _none(config: Config) -> Generator:
 
 
 def _gemini(config: Config) -> Generator:
-    # Imported by name so this package does not depend on daemon.gemini at type-check
-    # time; the Gemini owner adds daemon/gemini/generator.py with make_generator(config).
-    try:
-        module = importlib.import_module("daemon.gemini.generator")
-    except ImportError as exc:
-        raise ConfigError(
-            "rag.generator = 'gemini': this build has no Gemini generator"
-            " (daemon.gemini.generator); use 'llama' or 'none'"
-        ) from exc
-    factory: Callable[[Config], Generator] = module.make_generator
-    return factory(config)
+    from daemon.gemini.generator import make_generator as gemini_generator
+
+    return gemini_generator(config)
 
 
 def _auto(config: Config) -> Generator:
