@@ -407,6 +407,16 @@ class Daemon:
         )
 
 
+@pytest.fixture(scope="session")
+def model() -> Any:
+    """The real all-MiniLM-L6-v2, loaded once per test process (later loads are free)."""
+    from daemon.embedders.local import LocalEmbedder
+
+    embedder = LocalEmbedder()
+    assert embedder.model is not None
+    return embedder
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     """An empty inboxd root: inbox/, outbox/ and state/."""

@@ -14,19 +14,13 @@ import rag_corpus
 from conftest import query, run_cli
 
 from daemon.catalog import load_catalog
-from daemon.embedders.local import LocalEmbedder
 from daemon.evaluation import evaluate
 from daemon.evaluation.metrics import sign_test
 from daemon.evaluation.queries import QueryFileError, builtin_queries, load_user_queries
 from daemon.logs import get_logger
 
-
-@pytest.fixture(scope="module", autouse=True)
-def model() -> LocalEmbedder:
-    """The real all-MiniLM-L6-v2, loaded once per process."""
-    embedder = LocalEmbedder()
-    assert embedder.model is not None
-    return embedder
+# The real all-MiniLM-L6-v2 (conftest.model), loaded before the first test.
+pytestmark = pytest.mark.usefixtures("model")
 
 
 @pytest.fixture(scope="module")

@@ -104,12 +104,8 @@ def _meta(root: Path) -> dict[str, Any]:
     return meta
 
 
-@pytest.fixture(scope="module", autouse=True)
-def model() -> LocalEmbedder:
-    """The real all-MiniLM-L6-v2, loaded once per process (later loads are free)."""
-    embedder = LocalEmbedder()
-    assert embedder.model is not None
-    return embedder
+# The real all-MiniLM-L6-v2 (conftest.model), loaded before the first test.
+pytestmark = pytest.mark.usefixtures("model")
 
 
 @pytest.fixture(scope="module")

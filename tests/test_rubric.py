@@ -70,14 +70,6 @@ def _score(answer: str, relevance: float | None, question: str = QUESTION) -> Sc
     return RubricScorer().score([PairToScore("h", question, answer, relevance)])[0]
 
 
-@pytest.fixture(scope="module")
-def model() -> LocalEmbedder:
-    """The real all-MiniLM-L6-v2, loaded once per process (later loads are free)."""
-    embedder = LocalEmbedder()
-    assert embedder.model is not None
-    return embedder
-
-
 # -- ranking and explanation ------------------------------------------------------------------
 
 

@@ -14,7 +14,6 @@ import pytest
 from conftest import REPO, copy_tree, query, run_cli
 
 from daemon.config import Config, load_config
-from daemon.embedders.local import LocalEmbedder
 from daemon.logs import get_logger
 from daemon.search import Searcher, open_searcher
 from daemon.service import Service
@@ -90,12 +89,8 @@ def _write(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def model() -> LocalEmbedder:
-    """The real all-MiniLM-L6-v2, loaded once per process (later loads are free)."""
-    embedder = LocalEmbedder()
-    assert embedder.model is not None
-    return embedder
+# The real all-MiniLM-L6-v2 (conftest.model), loaded before the first test.
+pytestmark = pytest.mark.usefixtures("model")
 
 
 @pytest.fixture(scope="module")
