@@ -4,6 +4,7 @@ agent's outbox, configured roots and migrated stores. Plain functions, no fixtur
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,17 @@ from daemon.states import PIPELINE, BatchState
 from daemon.store import Store
 
 AGENT = "agent1"
+
+
+def example_tree() -> Path:
+    """The design's example tree (read-only; copy from it): a copy of
+    ``shared/examples`` kept in tests/data so a bare clone runs every test."""
+    default = Path(__file__).resolve().parent / "data" / "examples"
+    path = Path(os.environ.get("INBOXD_EXAMPLES", default))
+    if not (path / "outbox").is_dir():
+        raise FileNotFoundError(f"example files not found at {path} (set INBOXD_EXAMPLES)")
+    return path
+
 
 #: Limits small enough that tests can pass them with a few kilobytes.
 SMALL_LIMITS = {

@@ -428,12 +428,10 @@ def root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def examples_root() -> Path:
-    """The example tree of the design (read-only; copy from it): a copy of
-    ``shared/examples`` kept in tests/data so a bare clone runs every test."""
-    path = Path(os.environ.get("INBOXD_EXAMPLES", REPO / "tests" / "data" / "examples"))
-    if not (path / "outbox").is_dir():
-        pytest.fail(f"example files not found at {path} (set INBOXD_EXAMPLES)")
-    return path
+    """The example tree of the design (read-only; copy from it)."""
+    from builders import example_tree
+
+    return example_tree()
 
 
 def daemon_env(**overrides: str) -> dict[str, str]:

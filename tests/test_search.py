@@ -5,13 +5,13 @@ cosine), lexical (FTS5 BM25) and hybrid (reciprocal rank fusion), its filters, a
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, copy_tree, query, run_cli
+from builders import example_tree
+from conftest import copy_tree, query, run_cli
 
 from daemon.config import Config, load_config
 from daemon.logs import get_logger
@@ -96,7 +96,7 @@ pytestmark = pytest.mark.usefixtures("model")
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Searcher]:
     """A Searcher over a root holding the shared example tree, refined."""
-    source = Path(os.environ.get("INBOXD_EXAMPLES", REPO.parent / "shared" / "examples"))
+    source = example_tree()
     root = tmp_path_factory.mktemp("examples")
     copy_tree(source / "inbox", root / "inbox")
     copy_tree(source / "outbox", root / "outbox")
@@ -114,7 +114,7 @@ def corpus_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write(outbox / "rsi_qa_pairs.json", RSI_PAIRS)
     _write(outbox / "mvrv_qa_pairs.json", MVRV_PAIRS)
     _write(outbox / "sma_extra_qa_pairs.json", {"indicator": "sma", "qa_pairs": [POOR_SMA]})
-    source = Path(os.environ.get("INBOXD_EXAMPLES", REPO.parent / "shared" / "examples"))
+    source = example_tree()
     copy_tree(source / "outbox" / "droid" / "session_02", outbox / "session_02")
     _refine(root)
     return root
