@@ -146,6 +146,8 @@ class GeminiConfig(_Section):
 class SearchConfig(_Section):
     max_distance: float = Field(0.5, gt=0, le=2, description="the seed's threshold")
     default_k: int = Field(5, ge=1)
+    # The daemon answers `inboxd search` over state/search.sock with its loaded model.
+    serve: bool = True
 
 
 class RagConfig(_Section):
@@ -338,6 +340,7 @@ DEFAULT_CONFIG_TOML = """\
 [search]
 # max_distance = 0.5         # cosine distance cut-off (the seed's threshold)
 # default_k = 5
+# serve = true               # the daemon answers `inboxd search` (state/search.sock)
 
 [rag]
 # export_dir = "state/export"   # `inboxd export` and the automatic export write here

@@ -62,7 +62,8 @@ class VectorIndex:
 
     @property
     def ids(self) -> set[int]:
-        return set(self._ids)
+        with self._lock:  # the daemon's search thread reads while the pipeline adds
+            return set(self._ids)
 
     def __len__(self) -> int:
         return len(self._ids)

@@ -38,6 +38,8 @@ class Event(StrEnum):
     PROGRESS_UPDATED = "progress.updated"
     ASSIGNMENT_REGISTERED = "assignment.registered"
     REPORT_WRITTEN = "report.written"
+    SEARCH_SERVING = "search.serving"
+    SEARCH_NOT_SERVED = "search.not_served"
     GAPS_DISPATCHED = "gaps.dispatched"
     INDEX_SAVED = "index.saved"
     INDEX_REBUILT = "index.rebuilt"

@@ -19,6 +19,7 @@ from daemon.errors import AlreadyRunningError, ConfigError
 from daemon.logs import Event, get_logger
 from daemon.notify import SystemdNotifier
 from daemon.pipeline import Pipeline
+from daemon.search_server import SearchServer
 from daemon.stages import Stage, StageContext, default_stages
 from daemon.states import BatchState
 from daemon.store import Store
@@ -77,6 +78,7 @@ class Service:
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
         self.watcher: FolderWatcher | None = None
+        self.search_server: SearchServer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -105,8 +107,30 @@ class Service:
             # Watch before the rescan: a file landing in between is then seen twice, not never.
             self.watcher = FolderWatcher([cfg.inbox_dir, cfg.outbox_dir])
             self.watcher.start()
+            self._serve_search(ctx)
         self.pipeline.rescan(self.clock())
         return self.pipeline
+
+    def _serve_search(self, ctx: StageContext) -> None:
+        """Answer ``inboxd search`` from this process's index and loaded model."""
+        if "index" not in ctx.services or not self.config.search.serve:
+            return
+        self.search_server = SearchServer(
+            self.config.state_dir,
+            self.config.db_path,
+            ctx.services["index"],
+            ctx.services["embedder"],
+            ctx.services["catalog"],
+            ctx.services["scorer"].name,
+        )
+        self.search_server.start()
+        if self.config.embeddings.provider == "local":
+            # Load the model now, beside the loop, so the first query (and the first
+            # file) does not wait ~3 s for it; a paid embedder is not called for this.
+            embedder = ctx.services["embedder"]
+            threading.Thread(
+                target=embedder.embed_query, args=("warm-up",), name="model-warm-up", daemon=True
+            ).start()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT: stop after the current step. SIGHUP: re-read the config."""
@@ -174,6 +198,8 @@ class Service:
         """Stop watching, close the DB, release the lock."""
         if self.watcher is not None:
             self.watcher.stop()
+        if self.search_server is not None:
+            self.search_server.stop()
         hooks: list[Callable[[], Any]] = []
         if self.pipeline is not None:
             hooks = self.pipeline.ctx.services.get("on_stop", [])

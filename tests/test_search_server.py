@@ -1,0 +1,64 @@
+"""The running daemon answers ``inboxd search`` over ``state/search.sock`` with its
+loaded model and live index; with no daemon, ``inboxd search`` searches in-process and
+finds the same pairs."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Daemon, copy_tree, query, run_cli
+
+from daemon.search_server import SOCKET_NAME, ask_daemon
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "how is the simple moving average computed"
+
+
+def all_indexed(root: Path) -> bool:
+    states = {state for (state,) in query(root, "SELECT state FROM batches")}
+    return states == {"indexed"}
+
+
+def test_daemon_answers_search_and_a_stopped_daemon_leaves_it_to_the_cli(
+    root: Path, examples_root: Path, make_daemon: Callable[..., Daemon]
+) -> None:
+    daemon = make_daemon(root).start()
+    copy_tree(examples_root / "outbox", root / "outbox")
+    daemon.wait_until(lambda: all_indexed(root), what="every example batch indexed")
+    sock = root / "state" / SOCKET_NAME
+    assert sock.is_socket()
+    assert daemon.events("search.serving")
+
+    served = ask_daemon(root / "state", QUESTION, {"k": 3, "mode": "hybrid"})
+    assert served is not None and served[0]["indicator"] == "sma"
+    via_cli = run_cli(root, "search", QUESTION, "-k", "3", "--json")
+    assert via_cli.returncode == 0, via_cli.stderr
+    assert [h["pair_id"] for h in json.loads(via_cli.stdout)] == [h["pair_id"] for h in served]
+
+    assert daemon.terminate() == 0
+    assert not sock.exists()
+    in_process = run_cli(root, "search", QUESTION, "-k", "3", "--json")
+    assert in_process.returncode == 0, in_process.stderr
+    assert json.loads(in_process.stdout) == json.loads(via_cli.stdout)
+
+
+def test_a_bad_request_gets_an_error_reply_and_the_daemon_serves_on(
+    root: Path, examples_root: Path, make_daemon: Callable[..., Daemon]
+) -> None:
+    daemon = make_daemon(root).start()
+    copy_tree(examples_root / "outbox", root / "outbox")
+    daemon.wait_until(lambda: all_indexed(root), what="every example batch indexed")
+    for request in (b"not json\n", b'{"query": "x", "drop_table": 1}\n', b"[1, 2]\n"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(10)
+            client.connect(str(root / "state" / SOCKET_NAME))
+            client.sendall(request)
+            reply = json.loads(client.makefile("rb").readline())
+        assert reply["ok"] is False and "bad request" in reply["error"]
+    assert daemon.alive
+    assert ask_daemon(root / "state", QUESTION, {"k": 1}) is not None
