@@ -7,16 +7,13 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from gemini_fake import FakeGemini
+
 from daemon.config import Config, load_config
 from daemon.logs import get_logger
 from daemon.records import PairRecord
 from daemon.stages import StageContext
 from daemon.store import Store
-
-try:
-    from tests.gemini_fake import FakeGemini
-except ModuleNotFoundError:  # plain `pytest` puts tests/ itself on sys.path
-    from gemini_fake import FakeGemini  # type: ignore[no-redef]
 
 FAST_GEMINI: dict[str, Any] = {
     "poll_seconds": 0.01,

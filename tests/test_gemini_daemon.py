@@ -7,13 +7,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import Daemon, assert_consistent, drop, encode_qa, qa_pairs, query
-
-try:
-    from tests.gemini_fake import FakeGemini
-except ModuleNotFoundError:
-    from gemini_fake import FakeGemini  # type: ignore[no-redef]
+from conftest import Daemon, assert_consistent, drop, encode_qa, qa_pairs, query
+from gemini_fake import FakeGemini
 
 
 @pytest.fixture

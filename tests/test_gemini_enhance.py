@@ -10,22 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gemini_fake import FakeGemini
+from gemini_helpers import context, gemini_config, open_store, sample_pairs, seed_pairs
 
 from daemon.embedders import make_embedder, text_hash
 from daemon.gemini.hooks import GeminiWork
-
-try:
-    from tests.gemini_fake import FakeGemini
-    from tests.gemini_helpers import context, gemini_config, open_store, sample_pairs, seed_pairs
-except ModuleNotFoundError:
-    from gemini_fake import FakeGemini  # type: ignore[no-redef]
-    from gemini_helpers import (  # type: ignore[no-redef]
-        context,
-        gemini_config,
-        open_store,
-        sample_pairs,
-        seed_pairs,
-    )
 
 
 def model_for(rewrite_overall: int) -> Any:

@@ -11,13 +11,9 @@ from typing import Any
 
 import httpx2
 import pytest
+from gemini_fake import API_KEY_HEADER, FakeGemini, fake_embedding
 from google.genai import _common, errors, types
 from pydantic import BaseModel, Field, ValidationError
-
-try:  # `python -m pytest` (cwd on sys.path) or a pythonpath=["."] setting
-    from tests.gemini_fake import API_KEY_HEADER, FakeGemini, fake_embedding
-except ModuleNotFoundError:  # plain `pytest`: rootdir-less prepend puts tests/ itself on sys.path
-    from gemini_fake import API_KEY_HEADER, FakeGemini, fake_embedding
 
 JUDGE = "gemini-2.5-flash"
 EMBED = "gemini-embedding-001"

@@ -9,17 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gemini_fake import FakeGemini
+from gemini_helpers import gemini_config, open_store
 
 from daemon.errors import InboxdError
 from daemon.gemini.costs import spend_summary
 from daemon.generators import make_generator
-
-try:
-    from tests.gemini_fake import FakeGemini
-    from tests.gemini_helpers import gemini_config, open_store
-except ModuleNotFoundError:  # plain `pytest` puts tests/ itself on sys.path
-    from gemini_fake import FakeGemini  # type: ignore[no-redef]
-    from gemini_helpers import gemini_config, open_store  # type: ignore[no-redef]
 
 
 @pytest.fixture

@@ -9,17 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gemini_fake import FakeGemini
+from gemini_helpers import gemini_config, open_store
 
 from daemon.gemini.gold import agreement, load_gold
 from daemon.gemini.judge import JudgeScorer
 from daemon.scorers.rubric import RubricScorer
-
-try:
-    from tests.gemini_fake import FakeGemini
-    from tests.gemini_helpers import gemini_config, open_store
-except ModuleNotFoundError:
-    from gemini_fake import FakeGemini  # type: ignore[no-redef]
-    from gemini_helpers import gemini_config, open_store  # type: ignore[no-redef]
 
 GOLD = Path(__file__).parent / "data" / "judge_gold.jsonl"
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from gemini_fake import FakeGemini
+from gemini_helpers import context, gemini_config, open_store, sample_pairs, seed_pairs
 from structlog.testing import capture_logs
 
 from daemon.errors import ConfigError, PermanentError, TransientError
@@ -21,19 +23,6 @@ from daemon.gemini.hooks import GeminiWork
 from daemon.gemini.judge import JudgeScorer, judge_name, prompt_for
 from daemon.logs import Event
 from daemon.scorers import PairToScore, make_scorer
-
-try:
-    from tests.gemini_fake import FakeGemini
-    from tests.gemini_helpers import context, gemini_config, open_store, sample_pairs, seed_pairs
-except ModuleNotFoundError:
-    from gemini_fake import FakeGemini  # type: ignore[no-redef]
-    from gemini_helpers import (  # type: ignore[no-redef]
-        context,
-        gemini_config,
-        open_store,
-        sample_pairs,
-        seed_pairs,
-    )
 
 
 @pytest.fixture
