@@ -4,11 +4,9 @@ errors to exit codes and operator messages."""
 from __future__ import annotations
 
 import json
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
 import click
 from rich.console import Console
@@ -16,47 +14,25 @@ from rich.table import Table
 
 from daemon import __version__, atomic
 from daemon import status as status_report
-from daemon.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML, Config, load_config
-from daemon.errors import AlreadyRunningError, ConfigError, InboxdError
-from daemon.logs import configure_logging, get_logger
+from daemon.cli_ops import backup, doctor
+from daemon.cli_plan import dispatch, report
+from daemon.cli_rag import ask, evaluate, export
+from daemon.cli_support import (
+    EXIT_CONFIG,
+    EXIT_ERROR,
+    EXIT_RUNNING,
+    Options,
+    fail,
+    load,
+    with_errors,
+)
+from daemon.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML
+from daemon.errors import AlreadyRunningError, InboxdError
+from daemon.logs import get_logger
 from daemon.service import Service
 from daemon.store import Store
 
-EXIT_ERROR, EXIT_CONFIG, EXIT_RUNNING = 1, 2, 3
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"inboxd: {message}", err=True)
-    sys.exit(code)
-
-
-class _Options:
-    def __init__(self, root: Path | None, config: Path | None, overrides: dict[str, Any]):
-        self.root, self.config_path, self.overrides = root, config, overrides
-
-    def load(self) -> Config:
-        return load_config(self.root, self.config_path, self.overrides)
-
-
-def _config(ctx: click.Context, *, logs_to_stdout: bool = False) -> Config:
-    """The validated config; logs go to stdout only for the daemon (journald), else to
-    stderr so that a command's own output (``--json``) stays clean."""
-    options: _Options = ctx.obj
-    try:
-        config = options.load()
-        # Only the daemon writes the log file: it holds the root's lock, and rotation is
-        # not safe with two processes writing one file.
-        configure_logging(
-            config.log_format,
-            config.log_level,
-            sys.stdout if logs_to_stdout else sys.stderr,
-            log_file=config.log_path if logs_to_stdout and config.log_file else None,
-            log_file_max_bytes=config.log_file_max_bytes,
-            log_file_backups=config.log_file_backups,
-        )
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_CONFIG)
-    return config
+__all__ = ["EXIT_CONFIG", "EXIT_ERROR", "EXIT_RUNNING", "cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,7 +69,7 @@ def cli(
       inboxd --root ~/research init
       inboxd --root ~/research run --log-format console
     """
-    ctx.obj = _Options(root, config_path, {"log_format": log_format, "log_level": log_level})
+    ctx.obj = Options(root, config_path, {"log_format": log_format, "log_level": log_level})
 
 
 @cli.command()
@@ -105,7 +81,7 @@ def init(ctx: click.Context) -> None:
     Example:
       inboxd --root ~/research init
     """
-    config = _config(ctx)
+    config = load(ctx)
     for folder in (config.inbox_dir, config.outbox_dir, config.state_dir):
         folder.mkdir(parents=True, exist_ok=True)
     target = config.root / CONFIG_FILE_NAME
@@ -128,9 +104,9 @@ def run(ctx: click.Context, once: bool) -> None:
       inboxd --root ~/research run
       inboxd --root ~/research run --once     # for cron or a one-off import
     """
-    config = _config(ctx, logs_to_stdout=True)
-    options: _Options = ctx.obj
-    service = Service(config, reload_config=options.load)
+    config = load(ctx, logs_to_stdout=True)
+    options: Options = ctx.obj
+    service = Service(config, reload_config=options.load_config)
     service.install_signal_handlers()
     try:
         service.start(watch=not once)
@@ -139,9 +115,9 @@ def run(ctx: click.Context, once: bool) -> None:
         else:
             service.run()
     except AlreadyRunningError as exc:
-        _fail(str(exc), EXIT_RUNNING)
+        fail(str(exc), EXIT_RUNNING)
     except InboxdError as exc:
-        _fail(str(exc), EXIT_ERROR)
+        fail(str(exc), EXIT_ERROR)
     finally:
         service.stop()
 
@@ -157,7 +133,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
       inboxd --root ~/research status
       inboxd --root ~/research status --json | jq .pairs
     """
-    report = _with_errors(lambda: status_report.gather(_config(ctx)))
+    report = with_errors(lambda: status_report.gather(load(ctx)))
     if as_json:
         click.echo(status_report.to_json(report))
     else:
@@ -175,7 +151,7 @@ def retry(ctx: click.Context, batch_ids: tuple[int, ...]) -> None:
       inboxd --root ~/research retry          # every failed batch
       inboxd --root ~/research retry 12 14
     """
-    config = _config(ctx)
+    config = load(ctx)
 
     def requeue() -> int:
         store = Store(config.db_path)
@@ -184,7 +160,7 @@ def retry(ctx: click.Context, batch_ids: tuple[int, ...]) -> None:
         finally:
             store.close()
 
-    count = _with_errors(requeue)
+    count = with_errors(requeue)
     click.echo(f"re-queued {count} failed batch(es); a running daemon picks them up now")
 
 
@@ -224,7 +200,7 @@ def search(
       inboxd --root ~/research search "how is the simple moving average computed" -k 3
       inboxd --root ~/research search MVRV --mode hybrid --min-quality 80 --json
     """
-    config = _config(ctx)
+    config = load(ctx)
     from daemon.search import Hit, Mode, open_searcher
     from daemon.search_server import ask_daemon
 
@@ -249,7 +225,7 @@ def search(
         finally:
             searcher.store.close()
 
-    hits = _with_errors(find)
+    hits = with_errors(find)
     if as_json:
         click.echo(json.dumps([hit.as_dict() for hit in hits], indent=2))
         return
@@ -281,190 +257,22 @@ def refine(ctx: click.Context) -> None:
     Example:
       INBOXD_DEDUP__THRESHOLD=0.9 inboxd --root ~/research refine
     """
-    config = _config(ctx)
+    config = load(ctx)
     service = Service(config)
     try:
         pipeline = service.start(watch=False)
         run = pipeline.ctx.services["refine_corpus"]
-        _with_errors(lambda: run(time.time()))
+        with_errors(lambda: run(time.time()))
     except AlreadyRunningError as exc:
-        _fail(f"{exc}. The running daemon refines on ALL_SESSIONS_COMPLETE.txt.", EXIT_RUNNING)
+        fail(f"{exc}. The running daemon refines on ALL_SESSIONS_COMPLETE.txt.", EXIT_RUNNING)
     finally:
         service.stop()
     click.echo(json.dumps(status_report.gather(config)["refinement"], indent=2))
 
 
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option(
-    "--skip-model", is_flag=True, help="Do not load the embedding model (saves a few seconds)."
-)
-@click.pass_context
-def doctor(ctx: click.Context, as_json: bool, skip_model: bool) -> None:
-    """Check the root: folders, permissions, DB integrity, index, providers, model.
-
-    Prints ok or FAIL for each check, with what to fix, and exits 1 if any failed.
-    Safe while the daemon runs (read-only); run it as the daemon's user to see what
-    the daemon can write.
-
-    \b
-    Example:
-      inboxd --root ~/research doctor
-      sudo -u inboxd /opt/inboxd/venv/bin/inboxd --root /var/lib/inboxd doctor
-      inboxd --root ~/research doctor --skip-model --json | jq .ok
-    """
-    from daemon import doctor as checks
-
-    options: _Options = ctx.obj
-    # The config is one of the checks, so logging cannot wait for it: warnings only,
-    # on stderr, unless --log-level/--log-format say otherwise.
-    configure_logging(
-        options.overrides.get("log_format") or "console",
-        options.overrides.get("log_level") or "warning",
-        sys.stderr,
-    )
-    found = checks.run_checks(
-        options.root, options.config_path, options.overrides, model=not skip_model
-    )
-    click.echo(checks.to_json(found) if as_json else checks.render(found))
-    if any(check.failed for check in found):
-        sys.exit(EXIT_ERROR)
-
-
-@cli.command()
-@click.argument("dest", type=click.Path(path_type=Path))
-@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
-@click.pass_context
-def backup(ctx: click.Context, dest: Path, force: bool) -> None:
-    """Copy the DB to DEST (a file, or a folder for a timestamped file) while it runs.
-
-    Uses SQLite's online backup: consistent even while the daemon writes. The index
-    is not copied (it is rebuilt from the DB); copy state/archive/ yourself.
-
-    \b
-    Example:
-      inboxd --root ~/research backup ~/backups/              # ~/backups/inboxd-<UTC time>.db
-      inboxd --root /var/lib/inboxd backup /var/backups/inboxd/inboxd-$(date +%F).db
-    """
-    from daemon.backup import afterwards, backup_database
-
-    config = _config(ctx)
-    result = _with_errors(lambda: backup_database(config, dest, overwrite=force))
-    click.echo(afterwards(config, result))
-
-
-@cli.command()
-@click.option("--agent", help="The agent whose inbox gets the files (default: [coverage] agent).")
-@click.option(
-    "--sessions",
-    "session_spec",
-    help="Sessions to assign, e.g. 2-44 or 2,5,9-12 (default: every session not delivered).",
-)
-@click.option("--gaps", is_flag=True, help="Write gap-fill assignments for what is missing.")
-@click.option("--force", is_flag=True, help="Replace files a person edited.")
-@click.pass_context
-def dispatch(
-    ctx: click.Context, agent: str | None, session_spec: str | None, gaps: bool, force: bool
-) -> None:
-    """Write assignments into inbox/<agent>/ and register them as sessions.
-
-    Writes session-NN-assignment.md for each session, MASTER_EXECUTION_PLAN.md and
-    SESSION_INDEX.md; with --gaps, follow-up assignments for exactly what the gap
-    analysis finds missing, numbered after the last session. A file that changed since
-    inboxd wrote it is not overwritten without --force.
-
-    \b
-    Example:
-      inboxd --root ~/research dispatch --agent droid --sessions 2-44
-      inboxd --root ~/research dispatch --gaps
-    """
-    from daemon import dispatch as work
-    from daemon import reports
-    from daemon.catalog import load_catalog
-
-    config = _config(ctx)
-    who = agent or config.coverage.agent
-
-    def write() -> Any:
-        catalog = load_catalog(config.catalog_path)
-        store = Store(config.db_path)
-        try:
-            store.migrate()
-            now = time.time()
-            if gaps:
-                found = reports.gather(store, config, catalog)
-                return work.dispatch_gaps(store, config, catalog, who, found, force=force, now=now)
-            chosen = work.parse_sessions(session_spec, catalog)
-            return work.dispatch_plan(store, config, catalog, who, chosen, force=force, now=now)
-        finally:
-            store.close()
-
-    result = _with_errors(write)
-    click.echo(
-        f"{len(result.written)} file(s) written, {len(result.unchanged)} unchanged in"
-        f" inbox/{who}/; sessions registered: "
-        + (", ".join(map(str, result.sessions)) or "none (nothing missing)")
-    )
-
-
-@cli.command()
-@click.argument("which", type=click.Choice(["success", "gaps"]), default="success")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_context
-def report(ctx: click.Context, which: str, as_json: bool) -> None:
-    """Write and show the success criteria (default) or the gap analysis.
-
-    Both land in state/reports/ as JSON and Markdown; the daemon writes them by itself
-    after each corpus run (ALL_SESSIONS_COMPLETE.txt or inboxd refine).
-
-    \b
-    Example:
-      inboxd --root ~/research report             # success.md: which tier is reached
-      inboxd --root ~/research report gaps --json
-    """
-    from daemon import reports
-
-    config = _config(ctx)
-
-    def build() -> tuple[dict[str, Any], str]:
-        if not config.db_path.exists():
-            raise InboxdError(f"no database under {config.root}; run `inboxd run` first")
-        store = Store(config.db_path, readonly=True)
-        try:
-            found = reports.gather(store, config)
-            if which == "gaps":
-                data, _ = reports.write_gaps(config, found)
-                return data, (config.reports_dir / f"{reports.GAPS_FILE}.md").read_text()
-            data = reports.success_report(store, config, found)
-            reports.write_success(config, data)
-            return data, reports.render_success(data)
-        finally:
-            store.close()
-
-    data, markdown = _with_errors(build)
-    if as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
-    else:
-        from rich.markdown import Markdown
-
-        Console().print(Markdown(markdown))
-
-
-def _with_errors(work: Callable[[], Any]) -> Any:
-    try:
-        return work()
-    except ConfigError as exc:
-        _fail(str(exc), EXIT_CONFIG)
-    except InboxdError as exc:
-        _fail(str(exc), EXIT_ERROR)
-
-
-# Commands that live in modules of their own register here, one line each.
-from daemon.cli_rag import ask, evaluate, export  # noqa: E402
-
-cli.add_command(export)
-cli.add_command(evaluate)
-cli.add_command(ask)
+# Commands that live in modules of their own, one module per concern.
+for command in (dispatch, report, doctor, backup, export, evaluate, ask):
+    cli.add_command(command)
 
 
 def main() -> None:

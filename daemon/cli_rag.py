@@ -1,6 +1,5 @@
-"""The RAG hand-off commands: ``export``, ``eval`` and ``ask``. Registered on the
-``inboxd`` group in ``daemon.cli``; they import its helpers inside the function bodies
-because ``daemon.cli`` imports this module."""
+"""The RAG hand-off commands: ``export``, ``eval`` and ``ask``, registered on the
+``inboxd`` group in ``daemon.cli``."""
 
 from __future__ import annotations
 
@@ -9,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from daemon.cli_support import load, with_errors
 
 
 @click.command()
@@ -27,12 +28,11 @@ def export(ctx: click.Context, as_json: bool) -> None:
       inboxd --root ~/research export
       inboxd --root ~/research export --json | jq .pairs
     """
-    from daemon.cli import _config, _with_errors
     from daemon.export import run_export
     from daemon.logs import get_logger
 
-    config = _config(ctx)
-    result = _with_errors(lambda: run_export(config, get_logger()))
+    config = load(ctx)
+    result = with_errors(lambda: run_export(config, get_logger()))
     if as_json:
         click.echo(
             json.dumps(
@@ -79,12 +79,11 @@ def evaluate(
       inboxd --root ~/research eval
       inboxd --root ~/research eval --queries my-queries.jsonl --no-builtin
     """
-    from daemon.cli import _config, _with_errors
     from daemon.evaluation import evaluate as run
     from daemon.logs import get_logger
 
-    config = _config(ctx)
-    report, paths = _with_errors(
+    config = load(ctx)
+    report, paths = with_errors(
         lambda: run(
             config, get_logger(), queries_path=queries_path, builtin=not no_builtin, limit=limit
         )
@@ -131,13 +130,12 @@ def ask(
       inboxd --root ~/research ask "What does MVRV above 3.5 mean?" --generator none
     """
     from daemon.ask import ask as answer_question
-    from daemon.cli import _config, _with_errors
     from daemon.errors import InboxdError
     from daemon.generators import make_generator
     from daemon.logs import get_logger
     from daemon.search import open_searcher
 
-    config = _config(ctx)
+    config = load(ctx)
 
     def run() -> Any:
         if not config.db_path.exists():
@@ -158,5 +156,5 @@ def ask(
         finally:
             searcher.store.close()
 
-    answer = _with_errors(run)
+    answer = with_errors(run)
     click.echo(json.dumps(answer.as_dict(), indent=2) if as_json else answer.render())
