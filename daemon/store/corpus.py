@@ -247,3 +247,49 @@ def quality_summary(db: Database, scorer: str) -> dict[str, Any]:
         "average": None if average is None else round(average, 1),
         "tiers": tiers,
     }
+
+
+# -- export ----------------------------------------------------------------------------
+
+
+def pair_deliveries(db: Database) -> dict[int, list[dict[str, Any]]]:
+    """Each pair's deliveries by files that are not superseded, oldest first."""
+    found: dict[int, list[dict[str, Any]]] = {}
+    for pair_id, batch_id, agent, path, sha256, position, item_id in db.execute(
+        "SELECT s.pair_id, b.id, b.agent, b.path, b.sha256, s.position, s.item_id"
+        " FROM pair_sources s JOIN batches b ON b.id = s.batch_id"
+        " WHERE b.state != 'superseded' ORDER BY s.pair_id, b.id"
+    ).fetchall():
+        found.setdefault(int(pair_id), []).append(
+            {
+                "agent": agent,
+                "path": path,
+                "file_sha256": sha256,
+                "batch_id": int(batch_id),
+                "position": position,
+                "item_id": item_id,
+            }
+        )
+    return found
+
+
+def folded_into(db: Database) -> dict[int, list[int]]:
+    """Kept pair id -> the duplicate pair ids folded into it."""
+    found: dict[int, list[int]] = {}
+    for pair_id, kept in db.execute(
+        "SELECT pair_id, duplicate_of FROM duplicates ORDER BY pair_id"
+    ).fetchall():
+        found.setdefault(int(kept), []).append(int(pair_id))
+    return found
+
+
+def scores_with_tiers(db: Database, scorer: str) -> dict[int, tuple[float, str]]:
+    """Every pair's score and tier by ``scorer``."""
+    return {
+        int(pid): (float(score), str(tier))
+        for pid, score, tier in db.execute(
+            "SELECT p.id, s.score, s.tier FROM pairs p JOIN scores s"
+            " ON s.pair_hash = p.hash AND s.scorer = ?",
+            [scorer],
+        ).fetchall()
+    }
