@@ -211,7 +211,7 @@ def gemini_spend(store: Store, config: Config) -> dict[str, Any] | None:
     """Gemini spend, budget and judge progress; None when no Gemini provider is set."""
     if "gemini" not in (config.embeddings.provider, config.scoring.provider):
         return None
-    from daemon.gemini.batch import judge_progress
+    from daemon.gemini.backlog import judge_progress
     from daemon.gemini.costs import spend_summary
 
     found = spend_summary(store.db, config)

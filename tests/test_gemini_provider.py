@@ -16,7 +16,7 @@ from gemini_helpers import context, gemini_config, open_store, sample_pairs, see
 from structlog.testing import capture_logs
 
 from daemon.errors import ConfigError, PermanentError, TransientError
-from daemon.gemini import batch
+from daemon.gemini import backlog, batch
 from daemon.gemini import client as gc
 from daemon.gemini.costs import spend_summary
 from daemon.gemini.hooks import GeminiWork
@@ -291,7 +291,7 @@ def test_batch_round_trip_matches_by_key_and_retries_bad_keys(
     assert states[hashes[2]] == "failed:request failed: bad line"
     assert states[hashes[3]] == "failed:missing from the job's results"
     assert set(_scores(store, judge_name(config))) == set(hashes)
-    progress = batch.judge_progress(store, config)
+    progress = backlog.judge_progress(store, config)
     assert (progress["scored"], progress["pending"], progress["in_jobs"]) == (6, 0, 0)
     summary = spend_summary(store.db, config)
     (row,) = summary["by_stage"]
@@ -343,8 +343,8 @@ def test_failed_or_expired_job_puts_pairs_back_to_pending_with_the_reason(
     reasons = {r[0] for r in store.db.execute("SELECT reason FROM gemini_unjudged")}
     assert reasons == {job["error"]}
     assert any(e["event"] == Event.JOB_FAILED for e in logs)
-    assert {p.hash for p in batch.backlog(store, config)} == set(hashes)
-    assert batch.judge_progress(store, config)["pending"] == 4
+    assert {p.hash for p in backlog.backlog(store, config)} == set(hashes)
+    assert backlog.judge_progress(store, config)["pending"] == 4
     work.tick(time.time())
     assert fake.jobs_created == 1  # no automatic resubmission loop
     work.after_corpus_run(work.ctx, time.time())

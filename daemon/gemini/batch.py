@@ -24,20 +24,17 @@ from typing import Any
 from daemon.config import Config
 from daemon.errors import InboxdError, PermanentError, TransientError
 from daemon.gemini import client as gc
-from daemon.gemini.costs import BudgetReached, check_budget, cost_usd, record_call
+from daemon.gemini.backlog import retryable
+from daemon.gemini.costs import BudgetReached, check_budget, cost_usd
 from daemon.gemini.judge import (
     batch_line,
     estimate_tokens,
     judge_name,
-    mark_unjudged,
-    parse_verdict,
-    to_score,
-    usage_tokens,
 )
+from daemon.gemini.results import apply_results, finish_without_results
 from daemon.logs import Event
 from daemon.scorers import PairToScore
 from daemon.store import Store
-from daemon.store import corpus as q
 
 #: Remote JobState -> our job state, for the states after which nothing more happens.
 FINISHED = {
@@ -50,24 +47,6 @@ FINISHED = {
 WITH_RESULTS = ("succeeded", "partially_succeeded")
 OPEN = ("preparing", "submitted")
 MIME_TYPES = ("application/jsonl", "jsonl")  # the second for servers that refuse the first
-
-
-def backlog(store: Store, config: Config, limit: int | None = None) -> list[PairToScore]:
-    """Active pairs the configured judge has not scored, not in an open job, and not
-    marked after ``judge_attempts`` failed answers."""
-    scorer = judge_name(config)
-    rows = store.db.execute(
-        "SELECT p.hash, p.question, p.answer FROM pairs p"
-        f" WHERE p.id IN ({q.ACTIVE_PAIRS})"
-        " AND NOT EXISTS (SELECT 1 FROM scores s WHERE s.pair_hash = p.hash AND s.scorer = ?)"
-        " AND NOT EXISTS (SELECT 1 FROM gemini_job_items i JOIN gemini_jobs j ON j.id = i.job_id"
-        "   WHERE i.pair_hash = p.hash AND j.scorer = ? AND j.state IN ('preparing', 'submitted'))"
-        " AND NOT EXISTS (SELECT 1 FROM gemini_unjudged u WHERE u.pair_hash = p.hash"
-        "   AND u.scorer = ? AND u.malformed >= ?)"
-        " ORDER BY p.id" + (f" LIMIT {int(limit)}" if limit else ""),
-        [scorer, scorer, scorer, config.gemini.judge_attempts],
-    ).fetchall()
-    return [PairToScore(h, question, answer) for h, question, answer in rows]
 
 
 def open_jobs(store: Store) -> list[dict[str, Any]]:
@@ -168,7 +147,7 @@ def advance(store: Store, client: Any, config: Config, job_id: int, now: float, 
             retry_in_s=round(wait, 1),
         )
     except PermanentError as exc:
-        _finish_without_results(store, config, job, "failed", str(exc), now, log)
+        finish_without_results(store, config, job, "failed", str(exc), now, log)
         return True
     return False
 
@@ -291,7 +270,7 @@ def _poll(
         lines = _result_lines(client, config, remote)
         apply_results(store, config, job, finished, lines, now, log)
     else:
-        _finish_without_results(store, config, job, finished, _job_error(client, job), now, log)
+        finish_without_results(store, config, job, finished, _job_error(client, job), now, log)
     return True
 
 
@@ -336,133 +315,6 @@ def _job_error(client: Any, job: dict[str, Any]) -> str:
         return ""
 
 
-def apply_results(
-    store: Store,
-    config: Config,
-    job: dict[str, Any],
-    finished: str,
-    lines: Sequence[dict[str, Any]],
-    now: float,
-    log: Any,
-) -> dict[str, int]:
-    """Match result lines to the job's keys and apply them in one transaction."""
-    from google.genai import types
-
-    items: dict[str, str] = dict(
-        store.db.execute(
-            "SELECT key, pair_hash FROM gemini_job_items WHERE job_id = ?", [job["id"]]
-        ).fetchall()
-    )
-    scores: list[dict[str, object]] = []
-    outcome: dict[str, tuple[str, str | None]] = {}
-    tokens_in = tokens_out = 0
-    for line in lines:
-        key = line.get("key")
-        if key not in items or key in outcome:
-            continue  # unknown or repeated key: never trust position
-        if "response" not in line:
-            error = line.get("error") or {}
-            outcome[key] = ("failed", f"request failed: {error.get('message') or error}")
-            continue
-        try:
-            response = types.GenerateContentResponse.model_validate(line["response"])
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            outcome[key] = ("malformed", f"unreadable response: {exc.__class__.__name__}")
-            continue
-        used = usage_tokens(response)
-        if used is not None:
-            tokens_in, tokens_out = tokens_in + used[0], tokens_out + used[1]
-        verdict = parse_verdict(response)
-        if isinstance(verdict, str):
-            outcome[key] = ("malformed", verdict)
-        else:
-            scores.append(to_score(items[key], verdict).as_row())
-            outcome[key] = ("done", None)
-    for key in items:
-        outcome.setdefault(key, ("failed", "missing from the job's results"))
-    cost = cost_usd(config.gemini, job["model"], tokens_in, tokens_out, batch=True)
-    with store.transaction() as db:
-        q.save_scores(db, job["scorer"], scores, now)
-        db.conn.executemany(
-            "UPDATE gemini_job_items SET state = ?, error = ? WHERE job_id = ? AND key = ?",
-            [(state, error, job["id"], key) for key, (state, error) in outcome.items()],
-        )
-        for key, (state, error) in outcome.items():
-            if state == "done":
-                db.execute(
-                    "DELETE FROM gemini_unjudged WHERE pair_hash = ? AND scorer = ?",
-                    [items[key], job["scorer"]],
-                )
-            else:
-                mark_unjudged(db, job["scorer"], items[key], str(error), now, malformed=True)
-        record_call(
-            db,
-            stage=job["stage"],
-            model=job["model"],
-            mode="batch",
-            requests=len(lines),
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            estimated=False,
-            cost=cost,
-            now=now,
-            job_id=job["id"],
-        )
-        db.table("gemini_jobs").update(
-            job["id"], {"state": finished, "cost_usd": cost, "finished_at": now, "error": None}
-        )
-    counts = {
-        s: sum(1 for st, _ in outcome.values() if st == s) for s in ("done", "malformed", "failed")
-    }
-    log.info(
-        Event.JOB_COMPLETED,
-        job=job["name"],
-        state=finished,
-        cost_usd=round(cost, 6),
-        input_tokens=tokens_in,
-        output_tokens=tokens_out,
-        **counts,
-    )
-    return counts
-
-
-def _finish_without_results(
-    store: Store,
-    config: Config,
-    job: dict[str, Any],
-    finished: str,
-    error: str,
-    now: float,
-    log: Any,
-) -> None:
-    reason = f"batch job {finished}" + (f": {error}" if error else "")
-    with store.transaction() as db:
-        pairs = [
-            r[0]
-            for r in db.execute(
-                "SELECT pair_hash FROM gemini_job_items WHERE job_id = ? AND state = 'pending'",
-                [job["id"]],
-            ).fetchall()
-        ]
-        db.execute(
-            "UPDATE gemini_job_items SET state = 'failed', error = ?"
-            " WHERE job_id = ? AND state = 'pending'",
-            [reason, job["id"]],
-        )
-        for pair_hash in pairs:
-            mark_unjudged(db, job["scorer"], pair_hash, reason, now, malformed=False)
-        db.table("gemini_jobs").update(
-            job["id"], {"state": finished, "finished_at": now, "error": reason, "cost_usd": 0.0}
-        )
-    log.warning(
-        Event.JOB_FAILED,
-        job=job["name"] or job["display_name"],
-        state=finished,
-        error=reason,
-        pairs_back_to_pending=len(pairs),
-    )
-
-
 def tick(store: Store, client: Any, config: Config, now: float, log: Any) -> bool:
     """Advance every open job that is due; after a job lands, send a follow-up job for
     keys that failed or came back malformed (until they run out of attempts)."""
@@ -474,20 +326,10 @@ def tick(store: Store, client: Any, config: Config, now: float, log: Any) -> boo
         did = did or changed
         after = _job(store, int(job["id"]))
         if changed and after["state"] in WITH_RESULTS:
-            retry = _retryable(store, config, int(job["id"]))
+            retry = retryable(store, config, int(job["id"]))
             if retry:
                 submit(store, client, config, retry, now, log)
     return did
-
-
-def _retryable(store: Store, config: Config, job_id: int) -> list[PairToScore]:
-    hashes = {
-        r[0]
-        for r in store.db.execute(
-            "SELECT pair_hash FROM gemini_job_items WHERE job_id = ? AND state != 'done'", [job_id]
-        ).fetchall()
-    }
-    return [p for p in backlog(store, config) if p.hash in hashes] if hashes else []
 
 
 def wait_for(store: Store, client: Any, config: Config, log: Any, timeout: float) -> None:
@@ -496,31 +338,3 @@ def wait_for(store: Store, client: Any, config: Config, log: Any, timeout: float
     while open_jobs(store) and time.monotonic() < deadline:
         tick(store, client, config, time.time(), log)
         time.sleep(0.05)
-
-
-def judge_progress(store: Store, config: Config) -> dict[str, Any]:
-    """The judge's progress over active pairs: scored, pending (to be sent), in open
-    jobs, and marked (given up on after ``judge_attempts`` bad answers)."""
-    scorer = judge_name(config)
-    active = f"SELECT p.hash FROM pairs p WHERE p.id IN ({q.ACTIVE_PAIRS})"
-    scored = store.db.execute(
-        f"SELECT count(*) FROM scores WHERE scorer = ? AND pair_hash IN ({active})", [scorer]
-    ).fetchone()[0]
-    in_jobs = store.db.execute(
-        "SELECT count(DISTINCT i.pair_hash) FROM gemini_job_items i JOIN gemini_jobs j"
-        " ON j.id = i.job_id WHERE j.scorer = ? AND j.state IN ('preparing', 'submitted')",
-        [scorer],
-    ).fetchone()[0]
-    marked = store.db.execute(
-        f"SELECT count(*) FROM gemini_unjudged WHERE scorer = ? AND malformed >= ?"
-        f" AND pair_hash IN ({active})",
-        [scorer, config.gemini.judge_attempts],
-    ).fetchone()[0]
-    return {
-        "scorer": scorer,
-        "mode": config.gemini.mode,
-        "scored": int(scored),
-        "in_jobs": int(in_jobs),
-        "pending": len(backlog(store, config)),
-        "marked": int(marked),
-    }

@@ -9,6 +9,7 @@ from typing import Any
 from daemon.errors import InboxdError
 from daemon.gemini import batch
 from daemon.gemini import client as gc
+from daemon.gemini.backlog import backlog
 from daemon.gemini.judge import JudgeScorer
 from daemon.logs import Event
 from daemon.stages import StageContext
@@ -32,7 +33,7 @@ class GeminiWork:
         """Judge everything not yet scored by the configured judge."""
         config = ctx.config
         try:
-            pending = batch.backlog(ctx.store, config)
+            pending = backlog(ctx.store, config)
             if not pending:
                 return
             if config.gemini.mode == "batch":
