@@ -1125,31 +1125,14 @@ def bench_restart(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _clusters(labels: Any, distances: Any, threshold: float) -> tuple[float, int, int]:
-    """Union-find over the kNN graph, as in refine.redecide_duplicates: (seconds,
+    """The union-find step of refine.redecide_duplicates on a kNN graph: (seconds,
     clusters of two or more, duplicates)."""
-    n = len(labels)
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(a: int, b: int) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
+    from daemon.refine import UnionFind
 
     t = time.perf_counter()
-    for i in range(n):
-        for label, distance in zip(labels[i], distances[i], strict=True):
-            if label != i and 1.0 - distance >= threshold:
-                union(i, int(label))
-    clusters: dict[int, list[int]] = {}
-    for i in range(n):
-        clusters.setdefault(find(i), []).append(i)
-    multi = [m for m in clusters.values() if len(m) > 1]
+    groups = UnionFind(len(labels))
+    groups.link_neighbours(labels, distances, threshold)
+    multi = [m for m in groups.clusters().values() if len(m) > 1]
     return time.perf_counter() - t, len(multi), sum(len(m) - 1 for m in multi)
 
 

@@ -129,6 +129,39 @@ class DedupResult:
     clusters: int
 
 
+class UnionFind:
+    """Disjoint sets over ``0..n-1`` (path halving; the smaller index is the root)."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def link_neighbours(self, labels: Any, distances: Any, threshold: float) -> None:
+        """Join each row with its kNN neighbours at cosine similarity >= ``threshold``."""
+        for i in range(len(labels)):
+            for label, distance in zip(labels[i], distances[i], strict=True):
+                if label != i and 1.0 - distance >= threshold:
+                    self.union(i, int(label))
+
+    def clusters(self) -> dict[int, list[int]]:
+        """Root -> members, every element once."""
+        found: dict[int, list[int]] = {}
+        for i in range(len(self.parent)):
+            found.setdefault(self.find(i), []).append(i)
+        return found
+
+
 def redecide_duplicates(
     store: Store, model_id: str, scorer: str, threshold: float, neighbours: int, now: float
 ) -> DedupResult:
@@ -140,37 +173,20 @@ def redecide_duplicates(
     """
     ids = live_checked_ids(store)
     rows = q.pairs_by_id(store.db, ids)
-    parent = list(range(len(ids)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(a: int, b: int) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
+    groups = UnionFind(len(ids))
     exact: dict[str, int] = {}
     for i, row in enumerate(rows):
         key = row["norm_hash"] or norm_hash(row["question"], row["answer"])
         if key in exact:
-            union(exact[key], i)
+            groups.union(exact[key], i)
         else:
             exact[key] = i
     vectors = pair_vectors(store, model_id, rows) if rows else None
     if vectors is not None and len(ids) > 1:
         graph = build(list(range(len(ids))), vectors, model_id, vectors.shape[1])
         labels, distances = graph.knn_all(vectors, min(neighbours + 1, len(ids)))
-        for i in range(len(ids)):
-            for label, distance in zip(labels[i], distances[i], strict=True):
-                if label != i and 1.0 - distance >= threshold:
-                    union(i, int(label))
-    clusters: dict[int, list[int]] = {}
-    for i in range(len(ids)):
-        clusters.setdefault(find(i), []).append(i)
+        groups.link_neighbours(labels, distances, threshold)
+    clusters = groups.clusters()
     scores = q.scores_for(store.db, scorer, ids)
     decided: list[tuple[int, int, float, str]] = []
     for members in clusters.values():

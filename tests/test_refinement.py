@@ -82,15 +82,6 @@ RSI_DIVERGENCE = {
 pytestmark = pytest.mark.usefixtures("model")
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """An empty inboxd root."""
-    base = tmp_path / "root"
-    for name in ("inbox", "outbox", "state"):
-        (base / name).mkdir(parents=True)
-    return base
-
-
 def deliver(root: Path, name: str, pairs: list[dict[str, Any]], indent: int = 2) -> Path:
     """A Q&A file in the agent's outbox, written under a temp name and renamed into place."""
     path = root / "outbox" / AGENT / name
@@ -238,21 +229,7 @@ def test_a_duplicate_of_a_pair_only_an_old_file_version_delivered_stays_in_the_c
     assert retyped not in duplicates(root)
     assert_index_holds(root, {retyped, levels})
 
-    store = Store(config.db_path)
-    try:
-        index = load_or_rebuild_index(store, LocalEmbedder(), config.index_dir, get_logger())
-        refine_corpus(
-            store,
-            index,
-            scorer=make_scorer(config).name,
-            threshold=config.dedup.threshold,
-            neighbours=config.dedup.neighbours,
-            index_dir=config.index_dir,
-            log=get_logger(),
-            now=time.time(),
-        )
-    finally:
-        store.close()
+    _refine(config)
     assert retyped not in duplicates(root)
     assert_index_holds(root, {retyped, levels})
 
