@@ -11,6 +11,8 @@ from typing import Any
 
 from daemon.config import Config, load_config
 from daemon.records import Batch
+from daemon.service import Service
+from daemon.stages import Stage
 from daemon.states import PIPELINE, BatchState
 from daemon.store import Store
 
@@ -84,6 +86,17 @@ def make_config(root: Path, **limits: int) -> Config:
             "retry": {"max_attempts": 3, "base_seconds": 1.0, "max_seconds": 8.0},
         },
     )
+
+
+def process(config: Config, stages: dict[BatchState, Stage] | None = None) -> None:
+    """What ``run --once`` does: start a service on ``config`` (no watcher), process
+    everything present, stop."""
+    service = Service(config, stages=stages)
+    service.start(watch=False)
+    try:
+        service.run_once()
+    finally:
+        service.stop()
 
 
 def open_store(path: Path) -> Store:

@@ -9,9 +9,11 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -472,3 +474,28 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+# sun_path holds 108 bytes including the terminating NUL.
+_MAX_UNIX_PATH = 107
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    """A bound datagram socket standing in for systemd's NOTIFY_SOCKET, and its path;
+    under a short private folder when tmp_path is too deep to hold a socket."""
+    path = tmp_path / "notify.sock"
+    short_dir: str | None = None
+    if len(os.fsencode(path)) > _MAX_UNIX_PATH:  # a deep basetemp cannot hold a socket
+        short_dir = tempfile.mkdtemp(prefix="inboxd-")
+        path = Path(short_dir) / "n.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.settimeout(5)
+    sock.bind(str(path))
+    try:
+        yield sock, str(path)
+    finally:
+        sock.close()
+        if short_dir is not None:
+            path.unlink(missing_ok=True)
+            Path(short_dir).rmdir()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import structlog
-from builders import AGENT, as_json, as_jsonl, make_config, outbox_file, pair, pairs
+from builders import AGENT, as_json, as_jsonl, make_config, outbox_file, pair, pairs, process
 from structlog.testing import capture_logs
 
 import daemon.wiring
@@ -21,7 +21,6 @@ from daemon.config import Config
 from daemon.feedback import feedback_paths, write_feedback
 from daemon.logs import Event, configure_logging
 from daemon.records import PairError
-from daemon.service import Service
 from daemon.stages import Stage
 from daemon.stages.ingest import import_pairs
 from daemon.stages.settle import settle
@@ -59,13 +58,8 @@ def fresh_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 
 def run_once(config: Config) -> list[dict[str, Any]]:
     """Start a service without a watcher, process everything, stop; the captured events."""
-    service = Service(config, stages=dict(INTAKE))
     with capture_logs() as events:
-        service.start(watch=False)
-        try:
-            service.run_once()
-        finally:
-            service.stop()
+        process(config, stages=dict(INTAKE))
     return events
 
 

@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from builders import process
 from conftest import encode_qa, qa_pairs, run_cli
 
 from daemon.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML, Config, load_config
 from daemon.doctor import Check, Outcome, check_state_writable, run_checks
 from daemon.index import META_FILE
-from daemon.service import Service
 
 NOBODY = 65534
 
@@ -40,12 +40,7 @@ def healthy(tmp_path_factory: pytest.TempPathFactory) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(encode_qa(qa_pairs(f"indicator{n}", 10)))
     config = load_config(base, overrides={"watch": {"settle_seconds": 0.0}})
-    service = Service(config)
-    service.start(watch=False)
-    try:
-        service.run_once()
-    finally:
-        service.stop()
+    process(config)
     return base
 
 

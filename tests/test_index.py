@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from builders import process
 from conftest import query
 from structlog.testing import capture_logs
 
@@ -22,7 +23,6 @@ from daemon.index import INDEX_FILE, META_FILE, VectorIndex, build, ids_checksum
 from daemon.logs import get_logger
 from daemon.refine import indexable_ids
 from daemon.search import open_searcher
-from daemon.service import Service
 from daemon.store import Store
 
 MODEL = "local/all-MiniLM-L6-v2"
@@ -65,13 +65,8 @@ def _settings(root: Path) -> Config:
 
 def _process(root: Path) -> list[dict[str, Any]]:
     """Start the service on ``root``, process what is there, stop; returns the log."""
-    service = Service(_settings(root))
     with capture_logs() as logs:
-        service.start(watch=False)
-        try:
-            service.run_once()
-        finally:
-            service.stop()
+        process(_settings(root))
     return logs
 
 

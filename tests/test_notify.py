@@ -5,18 +5,13 @@ from __future__ import annotations
 import os
 import re
 import socket
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from daemon.notify import SystemdNotifier
-
-# sun_path holds 108 bytes including the terminating NUL.
-_MAX_UNIX_PATH = 107
 
 
 def _receive(sock: socket.socket) -> bytes:
@@ -24,25 +19,9 @@ def _receive(sock: socket.socket) -> bytes:
 
 
 @pytest.fixture
-def listener(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
-    """A bound datagram socket under tmp_path, standing in for systemd's notify socket."""
-    path = tmp_path / "notify.sock"
-    short_dir: str | None = None
-    if len(os.fsencode(path)) > _MAX_UNIX_PATH:
-        # A very long tmp_path (deep basetemp) cannot hold a socket: fall back to
-        # a short private directory rather than fail for a reason unrelated to notify.
-        short_dir = tempfile.mkdtemp(prefix="inboxd-")
-        path = Path(short_dir) / "n.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.settimeout(5)
-    sock.bind(str(path))
-    try:
-        yield sock, str(path)
-    finally:
-        sock.close()
-        if short_dir is not None:
-            path.unlink(missing_ok=True)
-            Path(short_dir).rmdir()
+def listener(notify_socket: tuple[socket.socket, str]) -> tuple[socket.socket, str]:
+    """conftest's stand-in for systemd's notify socket."""
+    return notify_socket
 
 
 def _notifier(address: str, **extra: str) -> SystemdNotifier:

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
 import sqlite3
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,33 +32,11 @@ from conftest import (
 from daemon.config import CONFIG_FILE_NAME
 from daemon.logs import Event, configure_logging, get_logger
 
-# sun_path holds 108 bytes including the terminating NUL.
-_MAX_UNIX_PATH = 107
-
 #: The exit a drained daemon must make within this long of SIGTERM (systemd allows 90 s).
 STOP_TIMEOUT = 30.0
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
-    """A bound datagram socket standing in for systemd's NOTIFY_SOCKET, and its path."""
-    path = tmp_path / "notify.sock"
-    short_dir: str | None = None
-    if len(os.fsencode(path)) > _MAX_UNIX_PATH:  # a deep basetemp cannot hold a socket
-        short_dir = tempfile.mkdtemp(prefix="inboxd-")
-        path = Path(short_dir) / "n.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    try:
-        yield sock, str(path)
-    finally:
-        sock.close()
-        if short_dir is not None:
-            path.unlink(missing_ok=True)
-            Path(short_dir).rmdir()
 
 
 class Messages:

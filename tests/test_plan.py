@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import structlog
-from builders import as_json, outbox_file
+from builders import as_json, outbox_file, process
 from click.testing import CliRunner
 
 from daemon import dispatch, plan_hooks, reports
@@ -130,12 +130,7 @@ def small_root(tmp_path: Path) -> Config:
 
 def run_intake(config: Config) -> None:
     """The real daemon's intake on ``config.root`` (watcher off), until idle."""
-    service = Service(config, stages=dict(INTAKE))
-    service.start(watch=False)
-    try:
-        service.run_once()
-    finally:
-        service.stop()
+    process(config, stages=dict(INTAKE))
 
 
 def qa(indicator: str, count: int, mix: list[tuple[str, str]] = FULL_MIX, tag: str = "") -> bytes:

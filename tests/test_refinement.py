@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import process
 from conftest import query, run_cli, scalar
 from structlog.testing import capture_logs
 
@@ -97,16 +98,6 @@ def settings(root: Path, **sections: dict[str, Any]) -> Config:
     return load_config(
         root, overrides={"watch": {"settle_seconds": 0.0, "poll_seconds": 0.01}, **sections}
     )
-
-
-def process(config: Config) -> None:
-    """Start the service, process everything present, stop (what ``run --once`` does)."""
-    service = Service(config)
-    service.start(watch=False)
-    try:
-        service.run_once()
-    finally:
-        service.stop()
 
 
 def pair_id(root: Path, question: str) -> int:

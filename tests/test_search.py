@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builders import example_tree
+from builders import example_tree, process
 from conftest import copy_tree, query, run_cli
 
 from daemon.config import Config, load_config
 from daemon.logs import get_logger
 from daemon.search import Searcher, open_searcher
-from daemon.service import Service
 
 AGENT = "quant"
 SMA_CALC = "How is the Simple Moving Average (SMA) calculated for a crypto asset?"
@@ -73,12 +72,7 @@ def _settings(root: Path) -> Config:
 def _refine(root: Path) -> Config:
     """Process everything under ``root`` with the real stages; returns its config."""
     config = _settings(root)
-    service = Service(config)
-    service.start(watch=False)
-    try:
-        service.run_once()
-    finally:
-        service.stop()
+    process(config)
     states = {state for (state,) in query(root, "SELECT state FROM batches")}
     assert states == {"indexed"}, states
     return config
