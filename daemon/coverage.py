@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.assignments import KIND_GAP_FILL, Assignment, Request
@@ -96,12 +96,6 @@ class Coverage:
     unresolved: list[dict[str, Any]]  # names the catalog does not know, with their pairs
     categories: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
-
-    def indicator(self, indicator_id: str) -> IndicatorCoverage | None:
-        return next((i for i in self.indicators if i.id == indicator_id), None)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _labels(counts: Iterable[str], wanted: Sequence[str]) -> set[str]:
@@ -197,7 +191,9 @@ def _progress(
     scored = [(m.quality, m.active) for m in members if m.quality is not None]
     weight = sum(n for _, n in scored)
     quality = round(sum(q * n for q, n in scored) / weight, 1) if weight else None
-    status = MISSING if active == 0 else (DONE if all(not m.need for m in members) else PARTIAL)
+    # All indicators done: done; none delivered: missing; anything else: partial.
+    states = {m.status for m in members}
+    status = states.pop() if len(states) == 1 else PARTIAL
     return SessionProgress(
         number=number,
         title=title,

@@ -5,7 +5,7 @@ never overwritten unless asked (``force``)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,8 +186,3 @@ def register(
             },
         )
     return assignment if saved else None
-
-
-def registered_sessions(store: Store, agent: str | None = None) -> Iterable[int]:
-    """Session numbers registered for ``agent`` (or any agent)."""
-    return [row["session"] for row in plan_db.assignments(store.db, agent)]
