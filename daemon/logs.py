@@ -38,6 +38,7 @@ class Event(StrEnum):
     PROGRESS_UPDATED = "progress.updated"
     ASSIGNMENT_REGISTERED = "assignment.registered"
     REPORT_WRITTEN = "report.written"
+    CORPUS_HOOK_FAILED = "corpus.hook_failed"
     SEARCH_SERVING = "search.serving"
     SEARCH_NOT_SERVED = "search.not_served"
     GAPS_DISPATCHED = "gaps.dispatched"

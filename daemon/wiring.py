@@ -3,9 +3,13 @@ so the service stays a lifecycle and the stages stay plain functions."""
 
 from __future__ import annotations
 
+import sqlite3
+
 from daemon import plan_hooks
 from daemon.catalog import Catalog, load_catalog
 from daemon.embedders import make_embedder
+from daemon.errors import InboxdError
+from daemon.logs import Event
 from daemon.refine import load_or_rebuild_index, refine_corpus
 from daemon.scorers import make_scorer
 from daemon.stages import Stage, StageContext
@@ -54,9 +58,14 @@ def wire(ctx: StageContext, stages: dict[BatchState, Stage]) -> dict[BatchState,
                 now=now,
             )
             # Work that follows a corpus run (reports, export, paid stages) registers
-            # itself here; each hook gets the context and the time.
+            # itself here; each hook gets the context and the time. One failing hook is
+            # logged and the others still run: the refinement itself is done, and an
+            # error raised from here would stop the daemon on every restart.
             for hook in ctx.services.get("after_corpus_run", []):
-                hook(ctx, now)
+                try:
+                    hook(ctx, now)
+                except (InboxdError, OSError, sqlite3.Error) as exc:
+                    ctx.log.error(Event.CORPUS_HOOK_FAILED, hook=hook.__qualname__, error=str(exc))
 
         ctx.services["refine_corpus"] = corpus_run
         if ctx.config.rag.auto_export:

@@ -443,3 +443,20 @@ def test_a_new_rubric_version_rescores_on_the_next_corpus_run_and_nothing_else(
     active = {ids["calc"], ids["levels"], ids["loose"]}
     assert rescored == len(active)
     assert embeddings(root) == count
+
+
+def test_a_failing_after_run_hook_is_logged_and_the_others_still_run(root: Path) -> None:
+    """The reports cannot be written (state/reports is a file): the corpus run logs
+    corpus.hook_failed for that hook, returns, and the automatic export still happens."""
+    _rsi_cluster(root)
+    (root / "state" / "reports").write_text("in the way")
+    service = Service(settings(root))
+    pipeline = service.start(watch=False)
+    try:
+        with capture_logs() as logs:
+            pipeline.ctx.services["refine_corpus"](time.time())
+    finally:
+        service.stop()
+    failed = [e for e in logs if e["event"] == "corpus.hook_failed"]
+    assert [e["hook"] for e in failed] == ["after_corpus_run"]
+    assert [e["event"] for e in logs if e["event"] == "export.written"] == ["export.written"]
