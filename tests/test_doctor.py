@@ -257,7 +257,9 @@ def test_same_count_but_other_pairs_make_the_index_stale(root: Path) -> None:
     meta = json.loads(meta_path.read_text())
     meta["ids_sha256"] = "0" * 64
     meta_path.write_text(json.dumps(meta))
-    assert "not the ones the DB names" in checks_of(root)["index"].detail
+    checks = checks_of(root)
+    assert failed(checks) == {"index"}
+    assert "not the ones the DB names" in checks["index"].detail
 
 
 def test_unknown_provider_name_fails_config_naming_the_key(root: Path) -> None:

@@ -284,8 +284,9 @@ def test_file_name_spellings_resolve_to_the_catalog_indicator(tmp_path: Path, re
 
 
 def test_pair_and_file_fields_resolve_through_aliases(tmp_path: Path) -> None:
-    """``RSI (14)`` in a pair, ``Relative Strength Index`` as the file's indicator_name;
-    an unknown name is kept and reported, never dropped."""
+    """``RSI (14)`` in a pair resolves through an alias, the file's ``indicator_name``
+    through the catalog's names; a pair naming something unknown falls back to the
+    file's known indicator rather than staying unresolved."""
     config = small_root(tmp_path)
     items = [
         {"question": "q1 about momentum", "answer": "a1", "indicator": "RSI (14)"},
