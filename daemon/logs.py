@@ -39,6 +39,7 @@ class Event(StrEnum):
     ASSIGNMENT_REGISTERED = "assignment.registered"
     REPORT_WRITTEN = "report.written"
     CORPUS_HOOK_FAILED = "corpus.hook_failed"
+    CORPUS_WORK_FAILED = "corpus.work_failed"
     SEARCH_SERVING = "search.serving"
     SEARCH_NOT_SERVED = "search.not_served"
     GAPS_DISPATCHED = "gaps.dispatched"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from daemon.agent_files import SIGNAL_ALL_COMPLETE, parse_status
 from daemon.errors import InputError, InvalidTransitionError, PermanentError, TransientError
@@ -240,15 +241,27 @@ class Pipeline:
         """On ``ALL_SESSIONS_COMPLETE.txt``: the corpus-wide refinement, once per signal."""
         # Long-running work owned by other modules (polling a remote batch job, say)
         # gets a turn whenever no batch is waiting; each returns True if it did work.
-        ticked = [bool(tick(now)) for tick in self.ctx.services.get("idle_work", [])]
+        ticked = [
+            self._guarded(tick, now, "idle work") for tick in self.ctx.services.get("idle_work", [])
+        ]
         run = self.ctx.services.get("refine_corpus")
         signals = self.ctx.store.unhandled_signals(SIGNAL_ALL_COMPLETE)
         if run is None or not signals:
             return any(ticked)
-        run(now)
+        # Handled even when the run fails: retrying it every tick would spin, and a
+        # restart would fail the same way; `inboxd refine` runs it again by hand.
+        self._guarded(run, now, "corpus run")
         for signal in signals:
             self.ctx.store.mark_signal_handled(signal["id"], now)
         return True
+
+    def _guarded(self, work: Callable[[float], Any], now: float, what: str) -> bool:
+        """Run corpus-level ``work``; an error is logged, never the daemon's end."""
+        try:
+            return bool(work(now))
+        except Exception as exc:
+            self.ctx.log.exception(Event.CORPUS_WORK_FAILED, work=what, error=repr(exc))
+            return False
 
     def idle(self) -> bool:
         """Nothing pending in the tracker and no batch a stage can move now."""

@@ -67,6 +67,9 @@ class SearchServer:
             return {"ok": True, "hits": [hit.as_dict() for hit in hits]}
         except (InboxdError, TypeError, ValueError) as exc:
             return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - a reply, not a silent dead handler thread
+            get_logger().exception(Event.SEARCH_NOT_SERVED, error=repr(exc))
+            return {"ok": False, "error": f"unexpected error: {exc!r}"}
         finally:
             store.close()
 
@@ -124,14 +127,13 @@ def ask_daemon(
         client.settimeout(timeout)
         try:
             client.connect(str(path))
-        except OSError:
-            return None  # a stale socket file, or not ours to read: search in-process
-        client.sendall(request)
-        with contextlib.closing(client.makefile("rb")) as reader:
-            line = reader.readline()
-    if not line:
-        return None
-    reply = json.loads(line)
+            client.sendall(request)
+            with contextlib.closing(client.makefile("rb")) as reader:
+                reply = json.loads(reader.readline())
+        except (OSError, ValueError):
+            # A stale socket file, one not ours to read, a daemon stopping mid-answer:
+            # search in-process instead.
+            return None
     if not reply.get("ok"):
         raise InboxdError(f"the daemon could not search: {reply.get('error')}")
     hits: list[dict[str, Any]] = reply["hits"]

@@ -3,12 +3,9 @@ so the service stays a lifecycle and the stages stay plain functions."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from daemon import plan_hooks
 from daemon.catalog import Catalog, load_catalog
 from daemon.embedders import make_embedder
-from daemon.errors import InboxdError
 from daemon.logs import Event
 from daemon.refine import load_or_rebuild_index, refine_corpus
 from daemon.scorers import make_scorer
@@ -64,8 +61,8 @@ def wire(ctx: StageContext, stages: dict[BatchState, Stage]) -> dict[BatchState,
             for hook in ctx.services.get("after_corpus_run", []):
                 try:
                     hook(ctx, now)
-                except (InboxdError, OSError, sqlite3.Error) as exc:
-                    ctx.log.error(Event.CORPUS_HOOK_FAILED, hook=hook.__qualname__, error=str(exc))
+                except Exception as exc:  # noqa: BLE001 - one hook's bug must not stop the rest
+                    ctx.log.error(Event.CORPUS_HOOK_FAILED, hook=hook.__qualname__, error=repr(exc))
 
         ctx.services["refine_corpus"] = corpus_run
         if ctx.config.rag.auto_export:

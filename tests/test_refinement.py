@@ -6,6 +6,7 @@ vectors when the threshold changes."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -460,3 +461,28 @@ def test_a_failing_after_run_hook_is_logged_and_the_others_still_run(root: Path)
     failed = [e for e in logs if e["event"] == "corpus.hook_failed"]
     assert [e["hook"] for e in failed] == ["after_corpus_run"]
     assert [e["event"] for e in logs if e["event"] == "export.written"] == ["export.written"]
+
+
+def test_a_failing_corpus_run_is_logged_and_the_daemon_goes_on(root: Path) -> None:
+    """The index cannot be saved (state/index is a file): the corpus run that
+    ALL_SESSIONS_COMPLETE.txt asked for fails, is logged as corpus.work_failed, its
+    signal is marked handled (no retry every tick), and the pipeline keeps working."""
+    _rsi_cluster(root)
+    service = Service(settings(root))
+    pipeline = service.start(watch=False)
+    try:
+        index_dir = root / "state" / "index"
+        shutil.rmtree(index_dir)
+        index_dir.write_text("in the way")
+        store = pipeline.ctx.store
+        store.record_signal(
+            kind="all_sessions_complete", agent=AGENT, path="x", sha256="0" * 64, body="", now=1.0
+        )
+        with capture_logs() as logs:
+            assert pipeline.corpus_work(time.time()) is True
+        assert store.unhandled_signals("all_sessions_complete") == []
+        assert pipeline.corpus_work(time.time()) is False
+    finally:
+        service.stop()
+    (failure,) = [e for e in logs if e["event"] == "corpus.work_failed"]
+    assert failure["work"] == "corpus run"

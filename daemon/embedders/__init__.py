@@ -27,6 +27,8 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> Matrix: ...
 
+    def embed_queries(self, texts: Sequence[str]) -> Matrix: ...
+
 
 def text_hash(text: str) -> str:
     """Cache key of a text: the same text is never embedded twice per model."""

@@ -44,8 +44,11 @@ class GeminiEmbedder:
         return self._embed(list(texts), "RETRIEVAL_DOCUMENT")
 
     def embed_query(self, text: str) -> Matrix:
-        vector: Matrix = self._embed([text], "RETRIEVAL_QUERY")[0]
+        vector: Matrix = self.embed_queries([text])[0]
         return vector
+
+    def embed_queries(self, texts: Sequence[str]) -> Matrix:
+        return self._embed(list(texts), "RETRIEVAL_QUERY")
 
     def _embed(self, texts: list[str], task_type: str) -> Matrix:
         if not texts:

@@ -78,5 +78,9 @@ class LocalEmbedder:
         return normalise_rows(vectors)
 
     def embed_query(self, text: str) -> Matrix:
-        vector: Matrix = self.embed_documents([text])[0]
+        vector: Matrix = self.embed_queries([text])[0]
         return vector
+
+    def embed_queries(self, texts: Sequence[str]) -> Matrix:
+        # MiniLM embeds questions and documents alike (no task types).
+        return self.embed_documents(texts)

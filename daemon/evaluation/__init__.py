@@ -217,7 +217,7 @@ def run_evaluation(
     queries = sample(queries, limit)
     if not queries:
         raise EvalError("no queries: the corpus has no catalog indicator; give --queries FILE")
-    vectors = embedder.embed_documents([query.text for query in queries])
+    vectors = embedder.embed_queries([query.text for query in queries])
     kept_of = _clusters(store)
     threshold = config.search.max_distance
     judged = {
