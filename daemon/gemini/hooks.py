@@ -30,30 +30,36 @@ class GeminiWork:
         return self._client
 
     def after_corpus_run(self, ctx: StageContext, now: float) -> None:
-        """Judge everything not yet scored by the configured judge."""
-        config = ctx.config
+        """Judge everything not yet scored by the configured judge, then (when on)
+        rewrite the pairs it scored low."""
         try:
-            pending = backlog(ctx.store, config)
-            if not pending:
-                return
-            if config.gemini.mode == "batch":
-                batch.submit(ctx.store, self.client, config, pending, now, ctx.log)
-                return
-            scorer = JudgeScorer(config, self.client)
-            for start in range(0, len(pending), 50):
-                scores = scorer.score(pending[start : start + 50])
-                with ctx.store.transaction() as db:
-                    q.save_scores(db, scorer.name, [s.as_row() for s in scores], now)
-                if len(scores) < len(pending[start : start + 50]) and _budget_gone(ctx):
-                    break
+            self._judge_backlog(ctx, now)
         except InboxdError as exc:
             ctx.log.warning(Event.JOB_FAILED, stage="judge", error=str(exc))
             return
-        finally:
-            if config.gemini.enhance:
-                from daemon.gemini.enhance import enhance_corpus
+        if ctx.config.gemini.enhance:
+            from daemon.gemini.enhance import enhance_corpus
 
+            try:
                 enhance_corpus(ctx, self.client, now)
+            except InboxdError as exc:
+                ctx.log.warning(Event.JOB_FAILED, stage="enhance", error=str(exc))
+
+    def _judge_backlog(self, ctx: StageContext, now: float) -> None:
+        config = ctx.config
+        pending = backlog(ctx.store, config)
+        if not pending:
+            return
+        if config.gemini.mode == "batch":
+            batch.submit(ctx.store, self.client, config, pending, now, ctx.log)
+            return
+        scorer = JudgeScorer(config, self.client)
+        for start in range(0, len(pending), 50):
+            scores = scorer.score(pending[start : start + 50])
+            with ctx.store.transaction() as db:
+                q.save_scores(db, scorer.name, [s.as_row() for s in scores], now)
+            if len(scores) < len(pending[start : start + 50]) and _budget_gone(ctx):
+                break
 
     def tick(self, now: float) -> bool:
         """Advance due jobs; True only when a job was created, finished or applied."""

@@ -104,26 +104,6 @@ def active_pair_ids(db: Database) -> list[int]:
     return [int(row[0]) for row in db.execute(ACTIVE_PAIRS + " ORDER BY p.id").fetchall()]
 
 
-def checked_pair_ids(db: Database) -> list[int]:
-    """Pairs whose duplicate check has run (the ones the corpus dedup may compare)."""
-    return [
-        int(r[0])
-        for r in db.execute(
-            "SELECT id FROM pairs WHERE dedup_at IS NOT NULL ORDER BY id"
-        ).fetchall()
-    ]
-
-
-def pair_by_norm_hash(db: Database, norm_hash: str, exclude: int) -> int | None:
-    """An already-checked pair with the same normalised text."""
-    row = db.execute(
-        "SELECT id FROM pairs WHERE norm_hash = ? AND dedup_at IS NOT NULL AND id != ?"
-        " ORDER BY id LIMIT 1",
-        [norm_hash, exclude],
-    ).fetchone()
-    return int(row[0]) if row else None
-
-
 def kept_of(db: Database, pair_id: int) -> int:
     """The pair a duplicate is folded into (itself when it is kept)."""
     row = db.execute("SELECT duplicate_of FROM duplicates WHERE pair_id = ?", [pair_id]).fetchone()

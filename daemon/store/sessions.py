@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from daemon.scorers import tier
 from daemon.states import PIPELINE, BatchState
 
 # Versions of files that count: not replaced by a newer version and not rejected whole.
@@ -115,7 +116,7 @@ def indicator_facts(db: Database, scorer: str) -> dict[str | None, IndicatorFact
         if score is not None:
             found.scored += 1
             found.quality_sum += score
-            found.premium += score >= 90
+            found.premium += tier(score) == "premium"
     for indicator, path in db.execute(
         f"""
         SELECT DISTINCT p.indicator, b.path FROM pair_sources s
