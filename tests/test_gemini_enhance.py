@@ -69,8 +69,10 @@ def test_rewrite_is_kept_beside_the_original_and_accepted_only_if_better(
     assert embedded == accepted
     stages = {r[0] for r in store.db.execute("SELECT stage FROM gemini_calls")}
     assert {"judge", "enhance"} <= stages
+    asked = len(fake.requests_to("generateContent"))
     work.after_corpus_run(ctx, time.time())  # a second run does not rewrite it again
     assert store.db.execute("SELECT count(*) FROM gemini_enhancements").fetchone()[0] == 1
+    assert len(fake.requests_to("generateContent")) == asked
 
 
 def test_enhancement_is_off_by_default(fake: FakeGemini, tmp_path: Path) -> None:

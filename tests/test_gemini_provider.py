@@ -271,7 +271,9 @@ def test_batch_round_trip_matches_by_key_and_retries_bad_keys(
         assert sorted(line["key"] for line in lines) == sorted(hashes)
         # once the first job has its results (made when it ends), the faults are lifted
         # so the follow-up job succeeds
+        deadline = time.monotonic() + 30
         while fake.jobs[job["name"].removeprefix("batches/")].state != "SUCCEEDED":
+            assert time.monotonic() < deadline, "the first job never ended"
             work.tick(time.time())
         fake.key_malformed.clear()
         fake.key_errors.clear()
