@@ -41,6 +41,7 @@ class Event(StrEnum):
     CORPUS_HOOK_FAILED = "corpus.hook_failed"
     CORPUS_WORK_FAILED = "corpus.work_failed"
     SEARCH_SERVING = "search.serving"
+    SEARCH_SERVED = "search.served"
     SEARCH_NOT_SERVED = "search.not_served"
     GAPS_DISPATCHED = "gaps.dispatched"
     INDEX_SAVED = "index.saved"

@@ -14,6 +14,7 @@ import json
 import socket
 import socketserver
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,13 @@ class SearchServer:
         store = Store(self.db_path, readonly=True)
         try:
             searcher = Searcher(store, *self.parts)
+            started = time.monotonic()
             hits = searcher.search(query, **{k: v for k, v in request.items() if k != "query"})
+            get_logger().info(
+                Event.SEARCH_SERVED,
+                hits=len(hits),
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+            )
             return {"ok": True, "hits": [hit.as_dict() for hit in hits]}
         except (InboxdError, TypeError, ValueError) as exc:
             return {"ok": False, "error": str(exc)}

@@ -38,6 +38,8 @@ def test_daemon_answers_search_and_a_stopped_daemon_leaves_it_to_the_cli(
     assert served is not None and served[0]["indicator"] == "sma"
     via_cli = run_cli(root, "search", QUESTION, "-k", "3", "--json")
     assert via_cli.returncode == 0, via_cli.stderr
+    # Both answers came from the daemon: it logged one search.served for each.
+    daemon.wait_until(lambda: len(daemon.events("search.served")) == 2, what="2 served")
     assert [h["pair_id"] for h in json.loads(via_cli.stdout)] == [h["pair_id"] for h in served]
 
     assert daemon.terminate() == 0
