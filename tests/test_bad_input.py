@@ -16,11 +16,10 @@ import structlog
 from builders import AGENT, as_json, as_jsonl, make_config, outbox_file, pair, pairs, process
 from structlog.testing import capture_logs
 
-import daemon.wiring
-from daemon.config import Config
-from daemon.feedback import feedback_paths, write_feedback
-from daemon.logs import Event, configure_logging
-from daemon.records import PairError
+from daemon.core.config import Config
+from daemon.core.logs import Event, configure_logging
+from daemon.core.records import PairError
+from daemon.ingest.feedback import feedback_paths, write_feedback
 from daemon.stages import Stage
 from daemon.stages.ingest import import_pairs
 from daemon.stages.settle import settle
@@ -46,11 +45,10 @@ LATIN1 = '[{"question": "Qu\'est-ce que le caf\u00e9?", "answer": "Un indicateur
 @pytest.fixture
 def fresh_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty root; logging configured as the daemon does (into a buffer), reset after;
-    the refinement wiring left out."""
+    the daemon runs the intake stages only (see run_once)."""
     for name in list(os.environ):
         if name.startswith("INBOXD_") or name in ("NOTIFY_SOCKET", "WATCHDOG_USEC"):
             monkeypatch.delenv(name)
-    monkeypatch.setattr(daemon.wiring, "wire", lambda ctx, stages: stages)
     configure_logging("json", "debug", stream=io.StringIO())
     yield tmp_path / "root"
     structlog.reset_defaults()

@@ -20,9 +20,9 @@ import pytest
 from builders import process
 from conftest import encode_qa, qa_pairs, run_cli
 
-from daemon.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML, Config, load_config
-from daemon.doctor import Check, Outcome, check_state_writable, run_checks
-from daemon.index import META_FILE
+from daemon.core.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML, Config, load_config
+from daemon.ops.doctor import Check, Outcome, check_state_writable, run_checks
+from daemon.refine.index import META_FILE
 
 NOBODY = 65534
 

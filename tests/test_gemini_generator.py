@@ -12,9 +12,9 @@ import pytest
 from gemini_fake import FakeGemini
 from gemini_helpers import gemini_config, open_store
 
-from daemon.errors import InboxdError
+from daemon.core.errors import InboxdError
 from daemon.gemini.costs import spend_summary
-from daemon.generators import make_generator
+from daemon.providers.generators import make_generator
 
 
 @pytest.fixture

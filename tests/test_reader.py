@@ -12,9 +12,10 @@ from builders import as_json, as_jsonl, pair, pairs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.errors import InputError
-from daemon.reader import FILE_FIELDS, LIST_KEYS, parse_bytes
-from daemon.validation import normalise, validate_items
+from daemon.core.errors import InputError
+from daemon.core.textid import normalise
+from daemon.ingest.reader import FILE_FIELDS, LIST_KEYS, parse_bytes
+from daemon.ingest.validation import validate_items
 
 LIMITS = {"max_bytes": 1_000_000, "max_depth": 32}
 FAST = settings(max_examples=150, deadline=2000, database=None)

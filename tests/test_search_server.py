@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import Daemon, copy_tree, query, run_cli
 
-from daemon.search_server import SOCKET_NAME, ask_daemon
+from daemon.search.server import SOCKET_NAME, ask_daemon
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.refine import UnionFind
+from daemon.refine.corpus import UnionFind
 
 LINKS = st.lists(st.tuples(st.integers(0, 19), st.integers(0, 19)), max_size=40)
 

@@ -11,13 +11,12 @@ from builders import pair, pairs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.reader import ParsedFile
-from daemon.records import PairError
-from daemon.validation import (
+from daemon.core.records import PairError
+from daemon.core.textid import normalise, pair_hash
+from daemon.ingest.reader import ParsedFile
+from daemon.ingest.validation import (
     KNOWN_FIELDS,
     indicator_from_path,
-    normalise,
-    pair_hash,
     session_from_path,
     validate_items,
 )

@@ -21,8 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from daemon.config import Config
-from daemon.errors import InboxdError, PermanentError, TransientError
+from daemon.core.config import Config
+from daemon.core.errors import InboxdError, PermanentError, TransientError
+from daemon.core.logs import Event
 from daemon.gemini import client as gc
 from daemon.gemini.backlog import retryable
 from daemon.gemini.costs import BudgetReached, check_budget, cost_usd
@@ -32,8 +33,7 @@ from daemon.gemini.judge import (
     judge_name,
 )
 from daemon.gemini.results import apply_results, finish_without_results
-from daemon.logs import Event
-from daemon.scorers import PairToScore
+from daemon.providers.scorers import PairToScore
 from daemon.store import Store
 
 #: Remote JobState -> our job state, for the states after which nothing more happens.

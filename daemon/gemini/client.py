@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from daemon.config import GeminiConfig
-from daemon.errors import ConfigError, PermanentError, TransientError
-from daemon.logs import Event, get_logger
+from daemon.core.config import GeminiConfig
+from daemon.core.errors import ConfigError, PermanentError, TransientError
+from daemon.core.logs import Event, get_logger
 
 T = TypeVar("T")
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-
-from daemon.embedders import Embedder, text_hash
-from daemon.records import Batch
-from daemon.stages import StageContext
+from daemon.core.records import Batch
+from daemon.core.textid import text_hash
+from daemon.services import Services
 from daemon.states import BatchState
+from daemon.store import Connection
 from daemon.store import corpus as q
 
 
-def embed(batch: Batch, ctx: StageContext, now: float) -> Batch:
+def embed(batch: Batch, ctx: Services, now: float) -> Batch:
     """Embed the texts of the batch's pairs that no earlier batch already embedded."""
-    embedder: Embedder = ctx.services["embedder"]
+    embedder = ctx.embedder
     texts: dict[str, str] = {}
     for pair in q.batch_pairs(ctx.store.db, batch.id):
         for text in (pair["question"], pair["answer"]):
@@ -26,7 +25,7 @@ def embed(batch: Batch, ctx: StageContext, now: float) -> Batch:
         else {}
     )
 
-    def effects(db: Database) -> dict[str, object]:
+    def effects(db: Connection) -> dict[str, object]:
         q.save_embeddings(db, embedder.model_id, vectors, now)
         return {"texts": len(texts), "embedded": len(vectors), "model": embedder.model_id}
 

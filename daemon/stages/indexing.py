@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from daemon.index import VectorIndex
-from daemon.logs import Event
-from daemon.records import Batch
-from daemon.refine import sync_index
-from daemon.stages import StageContext
+from daemon.core.logs import Event
+from daemon.core.records import Batch
+from daemon.refine.corpus import sync_index
+from daemon.services import Services
 from daemon.states import BatchState
 
 
-def index_batch(batch: Batch, ctx: StageContext, now: float) -> Batch:
+def index_batch(batch: Batch, ctx: Services, now: float) -> Batch:
     """Bring the index in step with the DB (adds this batch, drops new duplicates), save."""
-    index: VectorIndex = ctx.services["index"]
+    index = ctx.index
     added, removed = sync_index(ctx.store, index)
     # The de-duplication stage may already have changed the index (pairs of a superseded
     # version leave it there): save whenever the saved copy holds other ids.

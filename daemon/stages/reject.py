@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-
-from daemon.errors import InputError
-from daemon.feedback import write_feedback
-from daemon.logs import Event
-from daemon.records import Batch, PairError
-from daemon.stages import StageContext
+from daemon.core.errors import InputError
+from daemon.core.logs import Event
+from daemon.core.records import Batch, PairError
+from daemon.ingest.feedback import write_feedback
+from daemon.services import Services
 from daemon.states import BatchState
+from daemon.store import Connection
 
 
 def reject(
     batch: Batch,
-    ctx: StageContext,
+    ctx: Services,
     now: float,
     error: InputError,
     pair_errors: list[PairError] | None = None,
@@ -39,7 +38,7 @@ def reject(
         feedback=str(feedback),
     )
 
-    def effects(db: Database) -> dict[str, object]:
+    def effects(db: Connection) -> dict[str, object]:
         ctx.store.set_batch_fields(db, batch.id, reject_reason=reason)
         ctx.store.record_errors(db, batch.id, pair_errors or [])
         return {"reason": reason}

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlite_utils import Database
-
-from daemon.embedders import Embedder, text_hash
-from daemon.records import Batch
-from daemon.scorers import PairToScore, Scorer
-from daemon.stages import StageContext
+from daemon.core.records import Batch
+from daemon.core.textid import text_hash
+from daemon.providers.embedders import Embedder
+from daemon.providers.scorers import PairToScore, Scorer
+from daemon.refine.corpus import pair_vectors
+from daemon.services import Services
 from daemon.states import BatchState
-from daemon.store import Store
+from daemon.store import Connection, Store
 from daemon.store import corpus as q
 
 
 def score_missing(
-    db: Database, embedder: Embedder, scorer: Scorer, pairs: list[dict[str, Any]]
+    db: Connection, embedder: Embedder, scorer: Scorer, pairs: list[dict[str, Any]]
 ) -> list[dict[str, object]]:
     """Scores (as rows to save) of the pairs this scorer (name and version) has not
     scored yet; relevance from the stored question and answer vectors."""
@@ -44,14 +44,13 @@ def rescore_corpus(store: Store, embedder: Embedder, scorer: Scorer, now: float)
     return len(rows)
 
 
-def score(batch: Batch, ctx: StageContext, now: float) -> Batch:
+def score(batch: Batch, ctx: Services, now: float) -> Batch:
     """Score pairs not yet scored by this scorer (name and version), then re-pick keepers."""
-    embedder: Embedder = ctx.services["embedder"]
-    scorer: Scorer = ctx.services["scorer"]
+    embedder, scorer = ctx.embedder, ctx.scorer
     pairs = q.batch_pairs(ctx.store.db, batch.id)
     results = score_missing(ctx.store.db, embedder, scorer, pairs)
 
-    def effects(db: Database) -> dict[str, object]:
+    def effects(db: Connection) -> dict[str, object]:
         q.save_scores(db, scorer.name, results, now)
         swapped = _keep_best(db, ctx, [p["id"] for p in pairs], scorer.name, now)
         return {"scored": len(results), "scorer": scorer.name, "keepers_changed": swapped}
@@ -59,13 +58,9 @@ def score(batch: Batch, ctx: StageContext, now: float) -> Batch:
     return ctx.store.advance(batch, BatchState.SCORED, now=now, effects=effects)
 
 
-def _keep_best(
-    db: Database, ctx: StageContext, pair_ids: list[int], scorer: str, now: float
-) -> int:
+def _keep_best(db: Connection, ctx: Services, pair_ids: list[int], scorer: str, now: float) -> int:
     """Make the best-scored member of each touched cluster its kept pair."""
-    from daemon.refine import pair_vectors
-
-    embedder: Embedder = ctx.services["embedder"]
+    embedder = ctx.embedder
     changed = 0
     for kept in {q.kept_of(db, pair_id) for pair_id in pair_ids}:
         members = q.cluster_members(db, kept)

@@ -13,12 +13,16 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from daemon.errors import InvalidTransitionError, PermanentError, TransientError
-from daemon.records import Batch, PairError, PairRecord
+from daemon.core.errors import InvalidTransitionError, PermanentError, TransientError
+from daemon.core.records import Batch, PairError, PairRecord
 from daemon.states import BatchState, allowed
 from daemon.store.schema import migrations
 
-Effects = Callable[[Database], dict[str, Any] | None]
+#: The handle a transaction's effects and the named queries get. Stages name this
+#: type, never sqlite_utils: the store is the only module that knows what it is.
+Connection = Database
+
+Effects = Callable[[Connection], dict[str, Any] | None]
 
 _RETRYABLE_SQLITE = ("database is locked", "disk i/o error", "database or disk is full")
 
@@ -28,6 +32,7 @@ class Store:
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
+        self.readonly = readonly
         try:
             if readonly:
                 conn = sqlite3.connect(

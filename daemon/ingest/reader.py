@@ -1,0 +1,187 @@
+"""Turn the bytes of a Q&A file into raw items with their positions.
+
+A file that cannot be read at all (too large, not UTF-8, not JSON, nested too deep, an
+unknown envelope) raises InputError naming where reading stopped. A bad line of a
+JSON Lines file is only that line's error: the other lines still count.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon.core.errors import InputError
+from daemon.core.records import PairError
+
+#: Keys under which an object envelope may hold its list of pairs.
+LIST_KEYS = ("qa_pairs", "pairs", "questions", "items", "data")
+#: File-level fields an object envelope may carry for all its pairs.
+FILE_FIELDS = ("indicator", "indicator_name", "session", "category")
+
+#: How a JSON value that is not an envelope is named in the error.
+_JSON_TYPES = {
+    type(None): "null",
+    bool: "true/false",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+}
+_UNPARSED = object()  # json.loads gave up on the nesting: locate it by scanning
+
+
+@dataclass
+class ParsedFile:
+    """Raw items of one file, with positions such as ``qa_pairs[3]`` or ``line 7``."""
+
+    items: list[tuple[str, Any]] = field(default_factory=list)
+    file_fields: dict[str, Any] = field(default_factory=dict)
+    errors: list[PairError] = field(default_factory=list)
+
+
+def parse_bytes(name: str, data: bytes, *, max_bytes: int, max_depth: int) -> ParsedFile:
+    """Parse a ``.json`` or ``.jsonl`` file's content."""
+    if len(data) > max_bytes:
+        raise InputError(
+            name,
+            f"file is {len(data):,} bytes, over the limit of {max_bytes:,}",
+            f"byte {max_bytes + 1:,}",
+        )
+    text = _decode(name, data)
+    if name.lower().endswith(".jsonl"):
+        return _parse_lines(name, text, max_depth)
+    return _unwrap(name, _load(name, text, max_depth, line_offset=0))
+
+
+def _decode(name: str, data: bytes) -> str:
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[bom:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = exc.start + bom  # positions count from the file's first byte
+        line = data.count(b"\n", 0, start) + 1
+        column = start - max(data.rfind(b"\n", 0, start) + 1, bom) + 1
+        raise InputError(
+            name,
+            f"not UTF-8 text (byte 0x{data[start]:02x} cannot be decoded)",
+            f"line {line}, column {column} (byte {start})",
+        ) from exc
+
+
+def _load(name: str, text: str, max_depth: int, line_offset: int) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            name,
+            f"not valid JSON: {exc.msg}",
+            f"line {exc.lineno + line_offset}, column {exc.colno}",
+        ) from exc
+    except ValueError as exc:  # an integer longer than int() accepts
+        line, column = _long_number_at(text)
+        raise InputError(
+            name,
+            f"not usable JSON: a number has more than {sys.get_int_max_str_digits():,} digits",
+            f"line {line + line_offset}, column {column}",
+        ) from exc
+    except RecursionError:
+        value = _UNPARSED  # nested far beyond any limit: locate it below
+    if value is _UNPARSED or _depth(value) > max_depth:
+        where = _too_deep_at(text, max_depth)
+        if where is None:  # the parser's own limit is below ours
+            raise InputError(name, "nested too deeply for the JSON parser")
+        line, column = where
+        raise InputError(
+            name,
+            f"nested deeper than {max_depth} levels",
+            f"line {line + line_offset}, column {column}",
+        )
+    return value
+
+
+def _long_number_at(text: str) -> tuple[int, int]:
+    """Line and column of the first integer with more digits than ``int()`` accepts."""
+    match = re.search(rf"\d{{{sys.get_int_max_str_digits() + 1},}}", text)
+    start = match.start() if match else 0
+    return text.count("\n", 0, start) + 1, start - (text.rfind("\n", 0, start) + 1) + 1
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _too_deep_at(text: str, max_depth: int) -> tuple[int, int] | None:
+    """Line and column of the first bracket past ``max_depth`` (strings skipped)."""
+    depth, line, column, in_string, escaped = 0, 1, 0, False, False
+    for char in text:
+        column += 1
+        if char == "\n":
+            line, column = line + 1, 0
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > max_depth:
+                return line, column
+        elif char in "]}":
+            depth -= 1
+    return None
+
+
+def _unwrap(name: str, value: Any) -> ParsedFile:
+    if isinstance(value, list):
+        return ParsedFile(items=[(f"[{i}]", item) for i, item in enumerate(value)])
+    if isinstance(value, dict):
+        for key in LIST_KEYS:
+            if isinstance(value.get(key), list):
+                return ParsedFile(
+                    items=[(f"{key}[{i}]", item) for i, item in enumerate(value[key])],
+                    file_fields={k: value[k] for k in FILE_FIELDS if k in value},
+                )
+    found = (
+        _JSON_TYPES.get(type(value), type(value).__name__)
+        if not isinstance(value, dict)
+        else ("an object with keys " + ", ".join(sorted(value)[:8]) if value else "an empty object")
+    )
+    raise InputError(
+        name,
+        f"expected a list of pairs or an object holding one under "
+        f"{', '.join(LIST_KEYS)}; found {found}",
+        "line 1, column 1",
+    )
+
+
+def _parse_lines(name: str, text: str, max_depth: int) -> ParsedFile:
+    parsed = ParsedFile()
+    # Only "\n" ends a line: JSON text may hold U+2028 and other characters that
+    # str.splitlines() would split on.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            parsed.items.append((f"line {number}", _load(name, line, max_depth, number - 1)))
+        except InputError as exc:
+            parsed.errors.append(PairError(f"line {number}", exc.reason + _column(exc)))
+    return parsed
+
+
+def _column(exc: InputError) -> str:
+    column = (exc.position or "").partition(", ")[2]
+    return f" ({column})" if column else ""
