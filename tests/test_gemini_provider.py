@@ -3,7 +3,9 @@ real SQLite files and real JSONL: embeddings, the judge, batch jobs, faults and 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import poll_until
 from gemini_fake import FakeGemini
 from gemini_helpers import context, gemini_config, open_store, sample_pairs, seed_pairs
 from structlog.testing import capture_logs
@@ -506,6 +509,40 @@ def test_embedding_past_the_budget_is_refused_with_a_clear_message(
         make_embedder(config).embed_documents(["some text"])
     assert fake.requests_to("batchEmbedContents") == []
     assert spend_summary(store.db, config)["budget_stopped"] is True
+
+
+def _files_open_on(path: Path) -> int:
+    """How many file descriptors of this process point at ``path``."""
+    count = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # an fd closed while we look
+            count += fd.readlink() == path
+    return count
+
+
+def test_the_search_threads_query_costs_go_through_the_daemons_one_store(
+    fake: FakeGemini, tmp_path: Path
+) -> None:
+    """In the daemon, a Gemini query embedding made on the search thread records its cost
+    on the daemon's one write connection: while the pipeline holds a transaction it
+    waits, without opening a connection of its own, and records once it ends."""
+    config = gemini_config(tmp_path, fake, embeddings=True)
+    store = open_store(config)
+    services = context(config, store)
+    connections = _files_open_on(config.db_path)
+    embedded = threading.Event()
+    search = threading.Thread(
+        target=lambda: (services.embedder.embed_query("how is RSI computed?"), embedded.set())
+    )
+    with store.transaction():
+        search.start()
+        assert poll_until(lambda: fake.requests_to("batchEmbedContents"), 10)
+        assert not embedded.wait(0.3), "the cost was recorded inside the pipeline's transaction"
+        assert _files_open_on(config.db_path) == connections
+    search.join(10)
+    assert embedded.is_set()
+    (row,) = spend_summary(store.db, config)["by_stage"]
+    assert (row["stage"], row["requests"]) == ("embed", 1)
 
 
 def test_the_daemon_will_not_start_a_gemini_judge_without_a_key(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -288,3 +289,34 @@ def test_store_reopens_with_its_data(tmp_path: Path) -> None:
         assert len(again.transitions(batch.id)) == 3
     finally:
         again.close()
+
+
+def test_threads_sharing_a_store_take_turns_at_writing(store: Store) -> None:
+    """A second thread's write waits for the first thread's transaction to end (the
+    daemon's search thread records Gemini costs beside the pipeline on one connection);
+    it never starts inside it, and both writes land."""
+    holding, finished = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def second_writer() -> None:
+        holding.wait(5)
+        try:
+            store.record_signal(
+                kind="all_sessions_complete", agent="b", path="p/b", sha256="b", body="", now=2.0
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finished.set()
+
+    writer = threading.Thread(target=second_writer)
+    writer.start()
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO signals (kind, agent, path, sha256, body, received_at)"
+            " VALUES ('all_sessions_complete', 'a', 'p/a', 'a', '', 1.0)"
+        )
+        holding.set()
+        assert not finished.wait(0.3), "the second write did not wait for the first"
+    writer.join(5)
+    assert errors == []
+    assert [s["agent"] for s in store.unhandled_signals("all_sessions_complete")] == ["a", "b"]

@@ -10,6 +10,8 @@ import click
 
 from daemon.cli.support import EXIT_ERROR, Options, load, with_errors
 from daemon.core.logs import configure_logging
+from daemon.ops import doctor as checks
+from daemon.ops.backup import afterwards, backup_database
 
 
 @click.command()
@@ -31,8 +33,6 @@ def doctor(ctx: click.Context, as_json: bool, skip_model: bool) -> None:
       sudo -u inboxd /opt/inboxd/venv/bin/inboxd --root /var/lib/inboxd doctor
       inboxd --root ~/research doctor --skip-model --json | jq .ok
     """
-    from daemon.ops import doctor as checks
-
     options: Options = ctx.obj
     # The config is one of the checks, so logging cannot wait for it: warnings only,
     # on stderr, unless --log-level/--log-format say otherwise.
@@ -64,8 +64,6 @@ def backup(ctx: click.Context, dest: Path, force: bool) -> None:
       inboxd --root ~/research backup ~/backups/              # ~/backups/inboxd-<UTC time>.db
       inboxd --root /var/lib/inboxd backup /var/backups/inboxd/inboxd-$(date +%F).db
     """
-    from daemon.ops.backup import afterwards, backup_database
-
     config = load(ctx)
     result = with_errors(lambda: backup_database(config, dest, overwrite=force))
     click.echo(afterwards(config, result))

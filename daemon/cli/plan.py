@@ -9,9 +9,13 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markdown import Markdown
 
 from daemon.cli.support import load, with_errors
+from daemon.core.catalog import load_catalog
 from daemon.core.errors import InboxdError
+from daemon.plan import dispatch as work
+from daemon.plan import reports
 from daemon.store import Store
 
 
@@ -40,10 +44,6 @@ def dispatch(
       inboxd --root ~/research dispatch --agent droid --sessions 2-44
       inboxd --root ~/research dispatch --gaps
     """
-    from daemon.core.catalog import load_catalog
-    from daemon.plan import dispatch as work
-    from daemon.plan import reports
-
     config = load(ctx)
     who = agent or config.coverage.agent
 
@@ -84,8 +84,6 @@ def report(ctx: click.Context, which: str, as_json: bool) -> None:
       inboxd --root ~/research report             # success.md: which tier is reached
       inboxd --root ~/research report gaps --json
     """
-    from daemon.plan import reports
-
     config = load(ctx)
 
     def build() -> tuple[dict[str, Any], str]:
@@ -107,6 +105,4 @@ def report(ctx: click.Context, which: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
     else:
-        from rich.markdown import Markdown
-
         Console().print(Markdown(markdown))

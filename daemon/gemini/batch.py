@@ -22,19 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from daemon.core.config import Config
-from daemon.core.errors import InboxdError, PermanentError, TransientError
-from daemon.core.logs import Event
+from daemon.core.errors import PermanentError, TransientError
+from daemon.core.logs import Event, Logger
 from daemon.gemini import client as gc
 from daemon.gemini.backlog import retryable
-from daemon.gemini.costs import BudgetReached, check_budget, cost_usd
-from daemon.gemini.judge import (
-    batch_line,
-    estimate_tokens,
-    judge_name,
-)
+from daemon.gemini.costs import BudgetReached, Ledger, cost_usd
+from daemon.gemini.judge import batch_line, estimate_tokens, judge_name
 from daemon.gemini.results import apply_results, finish_without_results
 from daemon.providers.scorers import PairToScore
 from daemon.store import Store
+from daemon.store import gemini as gemini_db
 
 #: Remote JobState -> our job state, for the states after which nothing more happens.
 FINISHED = {
@@ -45,35 +42,37 @@ FINISHED = {
     "JOB_STATE_EXPIRED": "expired",
 }
 WITH_RESULTS = ("succeeded", "partially_succeeded")
-OPEN = ("preparing", "submitted")
-MIME_TYPES = ("application/jsonl", "jsonl")  # the second for servers that refuse the first
 
 
 def open_jobs(store: Store) -> list[dict[str, Any]]:
-    return list(store.db.query("SELECT * FROM gemini_jobs WHERE state IN (?, ?) ORDER BY id", OPEN))
+    """Jobs still preparing or submitted, oldest first."""
+    return gemini_db.open_jobs(store.db)
 
 
 def _display_name(scorer: str, keys: Sequence[str], store: Store) -> str:
     digest = hashlib.sha256((scorer + "\n" + "\n".join(sorted(keys))).encode()).hexdigest()[:16]
     prefix = f"inboxd-judge-{digest}"
-    earlier = store.db.execute(
-        "SELECT count(*) FROM gemini_jobs WHERE display_name LIKE ?", [prefix + "-%"]
-    ).fetchone()[0]
-    return f"{prefix}-{int(earlier) + 1}"
+    return f"{prefix}-{gemini_db.display_names_like(store.db, prefix) + 1}"
 
 
 def submit(
-    store: Store, client: Any, config: Config, pairs: Sequence[PairToScore], now: float, log: Any
+    store: Store,
+    client: gc.Client,
+    config: Config,
+    pairs: Sequence[PairToScore],
+    now: float,
+    log: Logger,
 ) -> int | None:
     """Record and submit one judge job for ``pairs`` (cut to what the budget allows);
     returns the job's id, or None when there is nothing (affordable) to send."""
     g = config.gemini
+    ledger = Ledger(config, store)
     per_pair = [cost_usd(g, g.judge_model, *estimate_tokens(config, p), batch=True) for p in pairs]
     chosen = list(pairs)
     try:
-        check_budget(store.db, g, stage="judge", needed=sum(per_pair), now=now)
+        ledger.check("judge", sum(per_pair), now)
     except BudgetReached:
-        left = g.budget_usd - _committed(store)
+        left = ledger.remaining()
         total, count = 0.0, 0
         for price in per_pair:
             if total + price > left:
@@ -85,49 +84,35 @@ def submit(
     scorer = judge_name(config)
     display = _display_name(scorer, [p.hash for p in chosen], store)
     estimate = sum(per_pair[: len(chosen)])
+    row = {
+        "stage": "judge",
+        "scorer": scorer,
+        "model": g.judge_model,
+        "display_name": display,
+        "state": "preparing",
+        "request_count": len(chosen),
+        "estimated_usd": estimate,
+        "created_at": now,
+        "next_poll_at": now,
+    }
     with store.transaction() as db:
-        job_id = (
-            db.table("gemini_jobs")
-            .insert(
-                {
-                    "stage": "judge",
-                    "scorer": scorer,
-                    "model": g.judge_model,
-                    "display_name": display,
-                    "state": "preparing",
-                    "request_count": len(chosen),
-                    "estimated_usd": estimate,
-                    "created_at": now,
-                    "next_poll_at": now,
-                }
-            )
-            .last_pk
-        )
-        db.conn.executemany(
-            "INSERT INTO gemini_job_items (job_id, key, pair_hash, state) VALUES (?, ?, ?, ?)",
-            [(job_id, p.hash, p.hash, "pending") for p in chosen],
-        )
-    assert job_id is not None
-    advance(store, client, config, int(job_id), now, log)
-    return int(job_id)
-
-
-def _committed(store: Store) -> float:
-    from daemon.gemini.costs import reserved, spent
-
-    return spent(store.db) + reserved(store.db)
+        job_id = gemini_db.create_job(db, row, [(p.hash, p.hash) for p in chosen])
+    advance(store, client, config, job_id, now, log)
+    return job_id
 
 
 def _job(store: Store, job_id: int) -> dict[str, Any]:
-    return dict(store.db.table("gemini_jobs").get(job_id))
+    return gemini_db.job(store.db, job_id)
 
 
 def _set(store: Store, job_id: int, **fields: Any) -> None:
     with store.transaction() as db:
-        db.table("gemini_jobs").update(job_id, fields)
+        gemini_db.update_job(db, job_id, fields)
 
 
-def advance(store: Store, client: Any, config: Config, job_id: int, now: float, log: Any) -> bool:
+def advance(
+    store: Store, client: gc.Client, config: Config, job_id: int, now: float, log: Logger
+) -> bool:
     """One step of an open job: create it (or find it) if needed, else poll it once and
     apply its results when it has finished. True if something changed."""
     job = _job(store, job_id)
@@ -152,26 +137,10 @@ def advance(store: Store, client: Any, config: Config, job_id: int, now: float, 
     return False
 
 
-def find_remote(client: Any, config: Config, display_name: str) -> Any | None:
-    """The remote job with this display name, if one was created."""
-
-    def listing() -> Any:
-        return next(
-            (
-                j
-                for j in client.batches.list(config={"page_size": 100})
-                if j.display_name == display_name
-            ),
-            None,
-        )
-
-    return gc.call(listing, config.gemini, what="batches.list")
-
-
 def _create(
-    store: Store, client: Any, config: Config, job: dict[str, Any], now: float, log: Any
+    store: Store, client: gc.Client, config: Config, job: dict[str, Any], now: float, log: Logger
 ) -> bool:
-    found = find_remote(client, config, job["display_name"])
+    found = gc.find_batch(client, config.gemini, job["display_name"])
     if found is not None:
         _set(
             store, job["id"], name=found.name, state="submitted", submitted_at=now, next_poll_at=now
@@ -181,14 +150,14 @@ def _create(
     input_file = job["input_file"]
     if not input_file:
         path = _write_jsonl(store, config, job)
-        input_file = _upload(client, config, path, job["display_name"])
+        input_file = gc.upload_jsonl(client, config.gemini, path, job["display_name"])
         _set(store, job["id"], input_file=input_file)
-    created = gc.call(
-        lambda: client.batches.create(
-            model=job["model"], src=input_file, config={"display_name": job["display_name"]}
-        ),
+    created = gc.create_batch(
+        client,
         config.gemini,
-        what="batches.create",
+        model=job["model"],
+        src=input_file,
+        display_name=job["display_name"],
     )
     _set(
         store,
@@ -197,7 +166,7 @@ def _create(
         state="submitted",
         submitted_at=now,
         next_poll_at=now + config.gemini.poll_seconds,
-        remote_state=created.state.name if created.state else None,
+        remote_state=created.state,
     )
     log.info(
         Event.JOB_SUBMITTED,
@@ -212,11 +181,7 @@ def _create(
 
 
 def _write_jsonl(store: Store, config: Config, job: dict[str, Any]) -> Path:
-    rows = store.db.execute(
-        "SELECT i.key, p.question, p.answer FROM gemini_job_items i JOIN pairs p"
-        " ON p.hash = i.pair_hash WHERE i.job_id = ? ORDER BY i.rowid",
-        [job["id"]],
-    ).fetchall()
+    rows = gemini_db.job_requests(store.db, job["id"])
     folder = config.state_dir / "gemini"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{job['display_name']}.jsonl"
@@ -228,36 +193,11 @@ def _write_jsonl(store: Store, config: Config, job: dict[str, Any]) -> Path:
     return path
 
 
-def _upload(client: Any, config: Config, path: Path, display_name: str) -> str:
-    from google.genai import types
-
-    last: InboxdError | None = None
-    for mime in MIME_TYPES:
-        try:
-            uploaded = gc.call(
-                lambda mime=mime: client.files.upload(  # type: ignore[misc]
-                    file=str(path),
-                    config=types.UploadFileConfig(mime_type=mime, display_name=display_name),
-                ),
-                config.gemini,
-                what="files.upload",
-            )
-            return str(uploaded.name)
-        except PermanentError as exc:
-            if "mime" not in str(exc).lower():
-                raise
-            last = exc
-    assert last is not None
-    raise last
-
-
 def _poll(
-    store: Store, client: Any, config: Config, job: dict[str, Any], now: float, log: Any
+    store: Store, client: gc.Client, config: Config, job: dict[str, Any], now: float, log: Logger
 ) -> bool:
-    remote = gc.call(
-        lambda: client.batches.get(name=job["name"]), config.gemini, what="batches.get"
-    )
-    state = remote.state.name if remote.state else "JOB_STATE_UNSPECIFIED"
+    remote = gc.get_batch(client, config.gemini, job["name"])
+    state = remote.state or "JOB_STATE_UNSPECIFIED"
     polls = int(job["polls"]) + 1
     finished = FINISHED.get(state)
     log.info(Event.JOB_POLLED, job=job["name"], state=state, polls=polls)
@@ -267,55 +207,15 @@ def _poll(
         return False
     _set(store, job["id"], polls=polls, remote_state=state)
     if finished in WITH_RESULTS:
-        lines = _result_lines(client, config, remote)
+        lines = gc.result_lines(client, config.gemini, remote)
         apply_results(store, config, job, finished, lines, now, log)
     else:
-        finish_without_results(store, config, job, finished, _job_error(client, job), now, log)
+        error = gc.job_error(client, job["name"])
+        finish_without_results(store, config, job, finished, error, now, log)
     return True
 
 
-def _result_lines(client: Any, config: Config, remote: Any) -> list[dict[str, Any]]:
-    dest = remote.dest
-    if dest is not None and dest.file_name:
-        raw = gc.call(
-            lambda: client.files.download(file=dest.file_name), config.gemini, what="files.download"
-        )
-        lines = []
-        for line in raw.decode("utf-8", "replace").splitlines():
-            try:
-                lines.append(json.loads(line))
-            except ValueError:
-                continue  # its key counts as missing: asked again in the follow-up job
-        return [line for line in lines if isinstance(line, dict)]
-    lines = []
-    for item in (dest.inlined_responses if dest is not None else None) or []:
-        key = (item.metadata or {}).get("key")
-        if item.error is not None:
-            lines.append({"key": key, "error": {"message": item.error.message}})
-        elif item.response is not None:
-            lines.append(
-                {
-                    "key": key,
-                    "response": item.response.model_dump(
-                        mode="json", by_alias=True, exclude_none=True
-                    ),
-                }
-            )
-    return lines
-
-
-def _job_error(client: Any, job: dict[str, Any]) -> str:
-    """The job's error text. The SDK drops ``error`` on the Gemini API, so read the raw
-    operation (a private call; any failure just leaves the state as the reason)."""
-    try:
-        raw = client._api_client.request("get", job["name"], {}).body
-        error = json.loads(raw).get("error") or {}
-        return str(error.get("message") or "")
-    except Exception:  # noqa: BLE001 - best effort detail for an already-known failure
-        return ""
-
-
-def tick(store: Store, client: Any, config: Config, now: float, log: Any) -> bool:
+def tick(store: Store, client: gc.Client, config: Config, now: float, log: Logger) -> bool:
     """Advance every open job that is due; after a job lands, send a follow-up job for
     keys that failed or came back malformed (until they run out of attempts)."""
     did = False
@@ -332,7 +232,7 @@ def tick(store: Store, client: Any, config: Config, now: float, log: Any) -> boo
     return did
 
 
-def wait_for(store: Store, client: Any, config: Config, log: Any, timeout: float) -> None:
+def wait_for(store: Store, client: gc.Client, config: Config, log: Logger, timeout: float) -> None:
     """Drive open jobs to the end (``inboxd refine``-style foreground use and tests)."""
     deadline = time.monotonic() + timeout
     while open_jobs(store) and time.monotonic() < deadline:

@@ -1,6 +1,15 @@
-"""The google-genai client, built one way: API version pinned, timeouts bounded, and no
-SDK retries, because the SDK's own retry ignores ``Retry-After``; ``call`` retries
-instead and translates every SDK and transport error into ours at this one boundary."""
+"""The one module that talks to google-genai.
+
+The client is built one way: API version pinned, timeouts bounded, and no SDK retries,
+because the SDK's own retry ignores ``Retry-After``; ``call`` retries instead and
+translates every SDK and transport error into ours. The rest of the provider never
+sees an SDK type: the functions below build the SDK's request objects from plain
+arguments and hand back plain ones (:class:`Reply`, :class:`Embedded`,
+:class:`RemoteJob`, JSON-able dicts).
+
+google.genai itself is imported inside the functions that need it: importing it costs
+about a second and this module is loaded by every daemon, Gemini configured or not.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +20,18 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from daemon.core.config import GeminiConfig
-from daemon.core.errors import ConfigError, PermanentError, TransientError
+from daemon.core.errors import ConfigError, InboxdError, PermanentError, TransientError
 from daemon.core.logs import Event, get_logger
+
+if TYPE_CHECKING:  # the SDK's types for mypy; at run time it is imported lazily, below
+    from google.genai import Client as Client  # re-exported: the type callers name
+    from google.genai import types as sdk
 
 T = TypeVar("T")
 
@@ -38,9 +53,10 @@ def api_key() -> str:
     )
 
 
-def make_client(config: GeminiConfig) -> Any:
+def make_client(config: GeminiConfig) -> Client:
     """A ``genai.Client`` for ``config``. Keep it alive: it closes its HTTP pool on ``__del__``."""
     try:
+        # Lazy: see the module docstring.
         from google import genai
         from google.genai import types
     except ImportError as exc:  # pragma: no cover - the dependency is declared
@@ -83,7 +99,7 @@ def retry_after(exc: BaseException) -> float | None:
 
 def _classify(exc: BaseException) -> tuple[bool, str]:
     """(worth retrying, operator-readable text) for an exception from the SDK."""
-    from google.genai import errors
+    from google.genai import errors  # lazy: see the module docstring
 
     if isinstance(exc, errors.APIError):
         text = f"Gemini API {exc.code} {exc.status or ''}: {exc.message or ''}".strip()
@@ -143,3 +159,260 @@ def call(
 def ceil_tokens(text: str) -> int:
     """A documented estimate where the API reports no usage: about four characters a token."""
     return 0 if not text else max(1, math.ceil(len(text) / 4))
+
+
+# -- generateContent -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One generateContent request in plain terms."""
+
+    system: str
+    user: str
+    temperature: float
+    max_output_tokens: int | None = None
+    #: When set, the answer must be JSON matching this schema.
+    json_schema: dict[str, Any] | None = None
+    thinking_budget: int | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A generateContent answer in plain terms."""
+
+    text: str
+    #: The first candidate's finish reason (``STOP``, ``MAX_TOKENS``...), "" when none.
+    finish_reason: str
+    #: (input, output) tokens from the usage metadata, thinking billed as output; None
+    #: when the API reported no usage.
+    usage: tuple[int, int] | None
+
+
+def generate(
+    client: Client,
+    config: GeminiConfig,
+    model: str,
+    prompt: Prompt,
+    *,
+    what: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Reply:
+    """One generateContent call (with ``call``'s retries)."""
+    settings = _generate_config(prompt)
+    response = call(
+        lambda: client.models.generate_content(model=model, contents=prompt.user, config=settings),
+        config,
+        what=what,
+        sleep=sleep,
+    )
+    return _reply(response)
+
+
+def _generate_config(prompt: Prompt) -> sdk.GenerateContentConfig:
+    from google.genai import types  # lazy: see the module docstring
+
+    return types.GenerateContentConfig(
+        system_instruction=prompt.system,
+        temperature=prompt.temperature,
+        max_output_tokens=prompt.max_output_tokens,
+        response_mime_type=None if prompt.json_schema is None else "application/json",
+        response_json_schema=prompt.json_schema,
+        thinking_config=None
+        if prompt.thinking_budget is None
+        else types.ThinkingConfig(thinking_budget=prompt.thinking_budget),
+    )
+
+
+def reply_from_json(data: dict[str, Any]) -> Reply:
+    """A Batch API result line's ``response`` (REST JSON); ValueError when unreadable."""
+    from google.genai import types  # lazy: see the module docstring
+
+    return _reply(types.GenerateContentResponse.model_validate(data))
+
+
+def _reply(response: sdk.GenerateContentResponse) -> Reply:
+    candidates = response.candidates or []
+    finish = candidates[0].finish_reason if candidates else None
+    try:
+        text = response.text or ""
+    except (ValueError, AttributeError):
+        text = ""
+    usage = response.usage_metadata
+    tokens = None
+    if usage is not None and usage.prompt_token_count is not None:
+        output = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+        tokens = (int(usage.prompt_token_count), int(output))
+    # An enum in this SDK; a plain string from a future one still reads.
+    reason = getattr(finish, "name", str(finish)) if finish else ""
+    return Reply(text=text, finish_reason=reason, usage=tokens)
+
+
+# -- embedContent ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """The vectors of one embedContent call, one per text, as the API sent them."""
+
+    vectors: list[list[float]]
+    #: Input tokens from the usage metadata; None when the API reported none.
+    input_tokens: int | None
+
+
+def embed(
+    client: Client,
+    config: GeminiConfig,
+    model: str,
+    texts: Sequence[str],
+    *,
+    task_type: str,
+    dimension: int,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Embedded:
+    """One embedContent call for ``texts`` (at most 100: the server's cap)."""
+    from google.genai import types  # lazy: see the module docstring
+
+    # One Content per text: for multimodal embedding models the SDK would otherwise
+    # merge a list of strings into one content and return a single vector (#2523).
+    contents = [types.Content(parts=[types.Part(text=t)]) for t in texts]
+    settings = types.EmbedContentConfig(task_type=task_type, output_dimensionality=dimension)
+    response = call(
+        lambda: client.models.embed_content(model=model, contents=contents, config=settings),
+        config,
+        what="embed",
+        sleep=sleep,
+    )
+    usage = getattr(response, "usage_metadata", None)
+    tokens = getattr(usage, "prompt_token_count", None)
+    return Embedded(
+        vectors=[list(e.values or []) for e in response.embeddings or []],
+        input_tokens=int(tokens) if tokens is not None else None,
+    )
+
+
+# -- Batch API -------------------------------------------------------------------------
+
+MIME_TYPES = ("application/jsonl", "jsonl")  # the second for servers that refuse the first
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    """A Batch API job as the server last described it."""
+
+    name: str
+    #: The JobState's name (``JOB_STATE_SUCCEEDED``...), None when the server sent none.
+    state: str | None
+    #: ``files/<id>`` of the results of a file job that finished.
+    result_file: str | None = None
+    #: The result lines of an inline job that finished, as in a results file.
+    inlined: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _remote(job: sdk.BatchJob) -> RemoteJob:
+    dest = job.dest
+    lines: list[dict[str, Any]] = []
+    for item in (dest.inlined_responses if dest is not None else None) or []:
+        key = (item.metadata or {}).get("key")
+        if item.error is not None:
+            lines.append({"key": key, "error": {"message": item.error.message}})
+        elif item.response is not None:
+            lines.append(
+                {
+                    "key": key,
+                    "response": item.response.model_dump(
+                        mode="json", by_alias=True, exclude_none=True
+                    ),
+                }
+            )
+    return RemoteJob(
+        name=str(job.name),
+        state=job.state.name if job.state else None,
+        result_file=dest.file_name if dest is not None and dest.file_name else None,
+        inlined=lines,
+    )
+
+
+def find_batch(client: Client, config: GeminiConfig, display_name: str) -> RemoteJob | None:
+    """The remote job with this display name, if one was created."""
+
+    def listing() -> sdk.BatchJob | None:
+        return next(
+            (
+                j
+                for j in client.batches.list(config={"page_size": 100})
+                if j.display_name == display_name
+            ),
+            None,
+        )
+
+    found = call(listing, config, what="batches.list")
+    return None if found is None else _remote(found)
+
+
+def upload_jsonl(client: Client, config: GeminiConfig, path: Path, display_name: str) -> str:
+    """Upload a JSONL file of requests; its ``files/<id>`` name."""
+    from google.genai import types  # lazy: see the module docstring
+
+    last: InboxdError | None = None
+    for mime in MIME_TYPES:
+        settings = types.UploadFileConfig(mime_type=mime, display_name=display_name)
+        try:
+            uploaded = call(
+                lambda settings=settings: client.files.upload(  # type: ignore[misc]
+                    file=str(path), config=settings
+                ),
+                config,
+                what="files.upload",
+            )
+            return str(uploaded.name)
+        except PermanentError as exc:
+            if "mime" not in str(exc).lower():
+                raise
+            last = exc
+    assert last is not None
+    raise last
+
+
+def create_batch(
+    client: Client, config: GeminiConfig, *, model: str, src: str, display_name: str
+) -> RemoteJob:
+    """Create a Batch API job over the uploaded file ``src``."""
+    created = call(
+        lambda: client.batches.create(model=model, src=src, config={"display_name": display_name}),
+        config,
+        what="batches.create",
+    )
+    return _remote(created)
+
+
+def get_batch(client: Client, config: GeminiConfig, name: str) -> RemoteJob:
+    """The job as the server describes it now."""
+    return _remote(call(lambda: client.batches.get(name=name), config, what="batches.get"))
+
+
+def result_lines(client: Client, config: GeminiConfig, job: RemoteJob) -> list[dict[str, Any]]:
+    """A finished job's result lines (``key`` and ``response`` or ``error``); a line that
+    is not JSON is left out, so its key counts as missing and is asked again."""
+    if job.result_file is None:
+        return job.inlined
+    name = job.result_file
+    raw = call(lambda: client.files.download(file=name), config, what="files.download")
+    lines = []
+    for line in raw.decode("utf-8", "replace").splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue
+    return [line for line in lines if isinstance(line, dict)]
+
+
+def job_error(client: Client, name: str) -> str:
+    """A failed job's error text. The SDK drops ``error`` on the Gemini API, so read the
+    raw operation (a private call; any failure just leaves the state as the reason)."""
+    try:
+        raw = client._api_client.request("get", name, {}).body or ""
+        error = json.loads(raw).get("error") or {}
+        return str(error.get("message") or "")
+    except Exception:  # noqa: BLE001 - best effort detail for an already-known failure
+        return ""

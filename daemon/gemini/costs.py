@@ -1,21 +1,22 @@
-"""What Gemini costs: the price table, a ledger of every call and job (tokens and
-dollars), and the budget cap that stops paid stages before total spend passes it."""
+"""What Gemini costs: the price table, the :class:`Ledger` every paid call goes through
+(checked against the budget before, recorded after), and the spend summary.
+
+The ledger writes through the Store it is given: in the daemon that is the daemon's one
+write connection (under its lock, so the search thread's query embeddings and the
+pipeline take turns); a command that only reads records on a short-lived connection.
+"""
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from pathlib import Path
 from typing import Any
-
-from sqlite_utils import Database
 
 from daemon.core.config import Config, GeminiConfig, GeminiPrice
 from daemon.core.errors import ConfigError, PermanentError
 from daemon.core.logs import Event, get_logger
-
-#: Jobs whose estimated cost is reserved against the budget until their real cost lands.
-OPEN_JOB_STATES = ("preparing", "submitted")
+from daemon.store import Connection, Store, read_through, write_through
+from daemon.store import gemini as ledger_db
+from daemon.store.gemini import PaidCall
 
 
 class BudgetReached(PermanentError):
@@ -42,126 +43,69 @@ def cost_usd(
     return dollars * (config.batch_discount if batch else 1.0)
 
 
-def record_call(
-    db: Database,
-    *,
-    stage: str,
-    model: str,
-    mode: str,
-    requests: int,
-    input_tokens: int,
-    output_tokens: int,
-    estimated: bool,
-    cost: float,
-    now: float,
-    job_id: int | None = None,
-) -> None:
-    db.execute(
-        "INSERT INTO gemini_calls (at, stage, model, mode, job_id, requests, input_tokens,"
-        " output_tokens, estimated, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            now,
-            stage,
-            model,
-            mode,
-            job_id,
-            requests,
-            input_tokens,
-            output_tokens,
-            int(estimated),
-            cost,
-        ],
-    )
-
-
-def spent(db: Database | sqlite3.Connection) -> float:
-    """Dollars recorded so far, all stages."""
-    return float(db.execute("SELECT coalesce(sum(cost_usd), 0) FROM gemini_calls").fetchone()[0])
-
-
-def reserved(db: Database | sqlite3.Connection) -> float:
-    """Estimated dollars of jobs submitted but not yet billed."""
-    marks = ", ".join("?" for _ in OPEN_JOB_STATES)
-    row = db.execute(
-        f"SELECT coalesce(sum(estimated_usd), 0) FROM gemini_jobs WHERE state IN ({marks})",
-        list(OPEN_JOB_STATES),
-    ).fetchone()
-    return float(row[0])
-
-
-def remaining(db: Database | sqlite3.Connection, config: GeminiConfig) -> float:
-    return config.budget_usd - spent(db) - reserved(db)
-
-
-def check_budget(
-    db: Database | sqlite3.Connection,
-    config: GeminiConfig,
-    *,
-    stage: str,
-    needed: float,
-    now: float | None = None,
-) -> None:
-    """Raise BudgetReached (and log and record it) if ``needed`` more would pass the cap."""
-    left = remaining(db, config)
-    if needed <= left:
-        return
-    db.execute(
-        "INSERT INTO gemini_budget_stops (at, stage, needed_usd, remaining_usd)"
-        " VALUES (?, ?, ?, ?)",
-        [now if now is not None else time.time(), stage, needed, left],
-    )
-    if isinstance(db, sqlite3.Connection):
-        db.commit()
-    message = (
-        f"Gemini budget reached: {stage} needs ${needed:.4f} but only ${max(left, 0):.4f} of"
-        f" gemini.budget_usd=${config.budget_usd:.2f} is left; paid {stage} work stops"
-        " (raise gemini.budget_usd to continue)"
-    )
-    get_logger().warning(
-        Event.BUDGET_REACHED,
-        stage=stage,
-        needed_usd=round(needed, 6),
-        remaining_usd=round(left, 6),
-        budget_usd=config.budget_usd,
-        message=message,
-    )
-    raise BudgetReached(message)
+def remaining(db: Connection, config: GeminiConfig) -> float:
+    """Dollars left under the cap: the budget less what was spent and what open jobs hold."""
+    return config.budget_usd - ledger_db.spent(db) - ledger_db.reserved(db)
 
 
 class Ledger:
-    """The cost ledger for providers built from the config alone (the embedder and the
-    interactive judge): its own short-lived connection to the root's DB, so a call is
-    recorded the moment it is paid for, whatever the stage does next."""
+    """The budget check and the cost record of paid calls, for one root.
 
-    def __init__(self, db_path: Path, config: GeminiConfig) -> None:
-        self.db_path = db_path
-        self.config = config
+    ``store`` is where records go (see the module docstring); None for a provider built
+    outside any Store (``inboxd ask``, a gold-set run), which records on its own
+    short-lived connection to ``config.db_path``.
+    """
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.db_path, timeout=30)
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config.gemini
+        self.db_path = config.db_path
+        self.store = store
 
-    def check(self, stage: str, needed: float) -> None:
-        conn = self._connect()
-        try:
-            check_budget(conn, self.config, stage=stage, needed=needed)
-        finally:
-            conn.close()
+    def remaining(self) -> float:
+        with read_through(self.db_path, self.store) as db:
+            return remaining(db, self.config)
 
-    def record(self, **fields: Any) -> None:
-        conn = self._connect()
-        try:
-            with conn:
-                record_call(Database(conn), now=time.time(), **fields)
-        finally:
-            conn.close()
+    def check(self, stage: str, needed: float, now: float | None = None) -> None:
+        """Raise BudgetReached (and log and record it) if ``needed`` more would pass the cap."""
+        left = self.remaining()
+        if needed <= left:
+            return
+        with write_through(self.db_path, self.store) as db:
+            ledger_db.record_budget_stop(
+                db,
+                stage=stage,
+                needed=needed,
+                remaining=left,
+                now=time.time() if now is None else now,
+            )
+        budget = self.config.budget_usd
+        message = (
+            f"Gemini budget reached: {stage} needs ${needed:.4f} but only ${max(left, 0):.4f} of"
+            f" gemini.budget_usd=${budget:.2f} is left; paid {stage} work stops"
+            " (raise gemini.budget_usd to continue)"
+        )
+        get_logger().warning(
+            Event.BUDGET_REACHED,
+            stage=stage,
+            needed_usd=round(needed, 6),
+            remaining_usd=round(left, 6),
+            budget_usd=budget,
+            message=message,
+        )
+        raise BudgetReached(message)
+
+    def record(self, call: PaidCall, now: float | None = None) -> None:
+        """One paid call, recorded the moment it is paid for, whatever the caller does next."""
+        with write_through(self.db_path, self.store) as db:
+            ledger_db.record_call(db, call, time.time() if now is None else now)
 
 
-def spend_summary(db: Database, config: Config) -> dict[str, Any]:
+def spend_summary(db: Connection, config: Config) -> dict[str, Any]:
     """Spend per stage and model, the budget, what is left, jobs by state, and whether the
     cap has stopped paid work (for ``inboxd status`` and ``inboxd report``). A DB the
     0004_gemini migration has not reached yet (an old daemon still running) reads as
     no spend."""
-    if not db["gemini_calls"].exists():
+    if not ledger_db.has_ledger(db):
         return {
             "budget_usd": config.gemini.budget_usd,
             "spent_usd": 0.0,
@@ -172,43 +116,19 @@ def spend_summary(db: Database, config: Config) -> dict[str, Any]:
             "budget_stopped": False,
             "last_budget_stop": None,
         }
-    rows = db.execute(
-        "SELECT stage, model, mode, count(*), sum(requests), sum(input_tokens),"
-        " sum(output_tokens), sum(estimated), sum(cost_usd) FROM gemini_calls"
-        " GROUP BY stage, model, mode ORDER BY stage, model, mode"
-    ).fetchall()
-    by_stage = [
-        {
-            "stage": stage,
-            "model": model,
-            "mode": mode,
-            "calls": int(calls),
-            "requests": int(requests),
-            "input_tokens": int(tin),
-            "output_tokens": int(tout),
-            "estimated_calls": int(est),
-            "cost_usd": round(float(cost), 6),
-        }
-        for stage, model, mode, calls, requests, tin, tout, est, cost in rows
-    ]
-    jobs = dict(db.execute("SELECT state, count(*) FROM gemini_jobs GROUP BY state").fetchall())
-    stop = db.execute(
-        "SELECT at, stage, needed_usd, remaining_usd FROM gemini_budget_stops"
-        " ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    total = spent(db)
-    held = reserved(db)
+    by_stage = ledger_db.spend_by_stage(db)
+    stop = ledger_db.last_budget_stop(db)
+    total = ledger_db.spent(db)
+    held = ledger_db.reserved(db)
     return {
         "budget_usd": config.gemini.budget_usd,
         "spent_usd": round(total, 6),
         "reserved_usd": round(held, 6),
         "remaining_usd": round(config.gemini.budget_usd - total - held, 6),
         "by_stage": by_stage,
-        "jobs": {str(k): int(v) for k, v in jobs.items()},
+        "jobs": ledger_db.jobs_by_state(db),
         # Stopped now: the last refused step still would not fit in what is left.
         "budget_stopped": stop is not None
-        and config.gemini.budget_usd - total - held < float(stop[2]),
-        "last_budget_stop": None
-        if stop is None
-        else {"at": stop[0], "stage": stop[1], "needed_usd": stop[2], "remaining_usd": stop[3]},
+        and config.gemini.budget_usd - total - held < float(stop["needed_usd"]),
+        "last_budget_stop": stop,
     }

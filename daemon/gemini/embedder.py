@@ -11,24 +11,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 
 from daemon.core.config import Config
+from daemon.core.errors import TransientError
 from daemon.gemini import client as gc
 from daemon.gemini.costs import Ledger, cost_usd
 from daemon.providers.embedders.base import Matrix, normalise_rows
+from daemon.store import Store
+from daemon.store.gemini import PaidCall
 
 MAX_TEXTS_PER_CALL = 100
 
 
 class GeminiEmbedder:
     """Vectors from the Gemini API; each call is priced and recorded, and refused when it
-    would pass the budget."""
+    would pass the budget. In the daemon the search thread embeds queries too: its costs
+    go through the same Store (its lock) as the pipeline's, never a connection of its own."""
 
     def __init__(
-        self, config: Config, client: Any = None, *, sleep: Callable[[float], None] = time.sleep
+        self,
+        config: Config,
+        client: gc.Client | None = None,
+        *,
+        store: Store | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         g = config.gemini
         self.config = g
@@ -37,7 +45,7 @@ class GeminiEmbedder:
         self.model_id = f"gemini/{g.embedding_model}@{g.output_dimensionality}"
         cost_usd(g, self.model, 0, 0, batch=False)  # no price: fail at start-up, not mid-run
         self.client = client if client is not None else gc.make_client(g)
-        self.ledger = Ledger(config.db_path, g)
+        self.ledger = Ledger(config, store)
         self.sleep = sleep
 
     def embed_documents(self, texts: Sequence[str]) -> Matrix:
@@ -59,53 +67,30 @@ class GeminiEmbedder:
         return normalise_rows(np.asarray(rows, dtype=np.float32))
 
     def _call(self, texts: list[str], task_type: str) -> list[list[float]]:
-        from google.genai import types
-
         estimate = sum(gc.ceil_tokens(t) for t in texts)
         self.ledger.check("embed", cost_usd(self.config, self.model, estimate, 0, batch=False))
-        # One Content per text: for multimodal embedding models the SDK would otherwise
-        # merge a list of strings into one content and return a single vector (#2523).
-        contents = [types.Content(parts=[types.Part(text=t)]) for t in texts]
-        response = gc.call(
-            lambda: self.client.models.embed_content(
-                model=self.model,
-                contents=contents,
-                config=types.EmbedContentConfig(
-                    task_type=task_type, output_dimensionality=self.dimension
-                ),
-            ),
+        embedded = gc.embed(
+            self.client,
             self.config,
-            what="embed",
+            self.model,
+            texts,
+            task_type=task_type,
+            dimension=self.dimension,
             sleep=self.sleep,
         )
-        embeddings = response.embeddings or []
-        if len(embeddings) != len(texts):
-            from daemon.core.errors import TransientError
-
+        if len(embedded.vectors) != len(texts):
             raise TransientError(
-                f"embed: asked for {len(texts)} vectors, the API returned {len(embeddings)}"
+                f"embed: asked for {len(texts)} vectors, the API returned {len(embedded.vectors)}"
             )
-        usage = getattr(response, "usage_metadata", None)
-        tokens = getattr(usage, "prompt_token_count", None)
+        tokens = estimate if embedded.input_tokens is None else embedded.input_tokens
+        cost = cost_usd(self.config, self.model, tokens, 0, batch=False)
+        estimated = embedded.input_tokens is None
         self.ledger.record(
-            stage="embed",
-            model=self.model,
-            mode="interactive",
-            requests=len(texts),
-            input_tokens=int(tokens) if tokens is not None else estimate,
-            output_tokens=0,
-            estimated=tokens is None,
-            cost=cost_usd(
-                self.config,
-                self.model,
-                int(tokens) if tokens is not None else estimate,
-                0,
-                batch=False,
-            ),
+            PaidCall("embed", self.model, "interactive", len(texts), tokens, 0, estimated, cost)
         )
-        return [list(e.values or []) for e in embeddings]
+        return embedded.vectors
 
 
-def from_config(config: Config) -> GeminiEmbedder:
+def from_config(config: Config, store: Store | None = None) -> GeminiEmbedder:
     """The registry's factory for the ``gemini`` embedder."""
-    return GeminiEmbedder(config)
+    return GeminiEmbedder(config, store=store)

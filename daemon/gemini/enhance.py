@@ -7,6 +7,7 @@ scores higher than the original. Interactive calls, a few per corpus run
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -15,11 +16,12 @@ from daemon.core.errors import InboxdError
 from daemon.core.logs import Event
 from daemon.core.textid import text_hash
 from daemon.gemini import client as gc
-from daemon.gemini.costs import check_budget, cost_usd, record_call
-from daemon.gemini.judge import JudgeScorer, judge_name, nonce, usage_tokens
+from daemon.gemini.costs import Ledger
+from daemon.gemini.judge import JudgeScorer, judge_name, nonce, paid_generate
 from daemon.providers.scorers import PairToScore
 from daemon.services import Services
 from daemon.store import corpus as q
+from daemon.store import gemini as gemini_db
 
 SYSTEM = """\
 You improve question/answer pairs of a knowledge base on trading indicators. The pair is
@@ -47,29 +49,18 @@ class Rewrite(BaseModel):
 def candidates(ctx: Services) -> list[dict[str, Any]]:
     """Active pairs the judge scored below the bar that have no rewrite yet."""
     g = ctx.config.gemini
-    scorer = judge_name(ctx.config)
-    return list(
-        ctx.store.db.query(
-            "SELECT p.hash, p.question, p.answer, s.score, s.subscores FROM pairs p"
-            " JOIN scores s ON s.pair_hash = p.hash AND s.scorer = :scorer"
-            f" WHERE p.id IN ({q.ACTIVE_PAIRS}) AND s.score < :bar"
-            " AND NOT EXISTS (SELECT 1 FROM gemini_enhancements e WHERE e.pair_hash = p.hash"
-            "   AND e.scorer = :scorer) ORDER BY s.score, p.id LIMIT :n",
-            {"scorer": scorer, "bar": g.enhance_below, "n": g.enhance_max_pairs},
-        )
+    return gemini_db.enhancement_candidates(
+        ctx.store.db, judge_name(ctx.config), g.enhance_below, g.enhance_max_pairs
     )
 
 
-def enhance_corpus(ctx: Services, client: Any, now: float) -> int:
+def enhance_corpus(ctx: Services, client: gc.Client, now: float) -> int:
     """Rewrite, re-embed and re-judge up to ``enhance_max_pairs`` pairs; returns how many
     rewrites were accepted. Stops quietly at the budget cap or on an API failure."""
-    import json
-
-    from google.genai import types
-
     config = ctx.config
     g = config.gemini
-    judge = JudgeScorer(config, client)
+    judge = JudgeScorer(config, client, store=ctx.store)
+    ledger = Ledger(config, ctx.store)
     embedder = ctx.embedder
     accepted = tried = 0
     for row in candidates(ctx):
@@ -80,43 +71,25 @@ def enhance_corpus(ctx: Services, client: Any, now: float) -> int:
         )
         try:
             estimate = gc.ceil_tokens(SYSTEM + user) + gc.ceil_tokens(row["answer"]) * 2
-            check_budget(
-                ctx.store.db,
-                g,
+            prompt = gc.Prompt(
+                system=SYSTEM.format(nonce=mark),
+                user=user,
+                temperature=0.2,
+                json_schema=Rewrite.model_json_schema(),
+            )
+            reply = paid_generate(
+                ledger,
+                config,
                 stage="enhance",
-                needed=cost_usd(g, g.judge_model, estimate, estimate, batch=False),
+                model=g.judge_model,
+                estimate=(estimate, estimate),
+                request=lambda prompt=prompt: gc.generate(  # type: ignore[misc]
+                    client, g, g.judge_model, prompt, what="enhance"
+                ),
                 now=now,
             )
-            response = gc.call(
-                lambda user=user, mark=mark: client.models.generate_content(  # type: ignore[misc]
-                    model=g.judge_model,
-                    contents=user,
-                    config=types.GenerateContentConfig(
-                        system_instruction=SYSTEM.format(nonce=mark),
-                        response_mime_type="application/json",
-                        response_json_schema=Rewrite.model_json_schema(),
-                        temperature=0.2,
-                    ),
-                ),
-                g,
-                what="enhance",
-            )
-            used = usage_tokens(response) or (estimate, gc.ceil_tokens(response.text or ""))
-            with ctx.store.transaction() as db:
-                record_call(
-                    db,
-                    stage="enhance",
-                    model=g.judge_model,
-                    mode="interactive",
-                    requests=1,
-                    input_tokens=used[0],
-                    output_tokens=used[1],
-                    estimated=usage_tokens(response) is None,
-                    cost=cost_usd(g, g.judge_model, *used, batch=False),
-                    now=now,
-                )
             try:
-                rewrite = Rewrite.model_validate_json(response.text or "")
+                rewrite = Rewrite.model_validate_json(reply.text)
             except ValueError:
                 continue
             new_hash = hashlib.sha256(
@@ -138,7 +111,8 @@ def enhance_corpus(ctx: Services, client: Any, now: float) -> int:
         with ctx.store.transaction() as db:
             if vectors and embedder is not None:
                 q.save_embeddings(db, embedder.model_id, vectors, now)
-            db.table("gemini_enhancements").insert(
+            gemini_db.save_enhancement(
+                db,
                 {
                     "pair_hash": row["hash"],
                     "scorer": judge.name,
@@ -149,7 +123,7 @@ def enhance_corpus(ctx: Services, client: Any, now: float) -> int:
                     "new_score": new_score,
                     "accepted": int(better),
                     "created_at": now,
-                }
+                },
             )
         accepted += int(better)
     if tried:

@@ -4,8 +4,6 @@ directly) and the idle tick that polls open jobs without blocking the loop."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from daemon.core.errors import InboxdError
 from daemon.core.logs import Event
 from daemon.gemini import batch
@@ -17,17 +15,18 @@ from daemon.gemini.judge import JudgeScorer, judge_name
 from daemon.refine.corpus import redecide_duplicates, sync_index
 from daemon.services import Services
 from daemon.store import corpus as q
+from daemon.store import gemini as gemini_db
 
 
 class GeminiWork:
     """The Gemini provider's share of the daemon's corpus-level work."""
 
-    def __init__(self, ctx: Services, client: Any = None) -> None:
+    def __init__(self, ctx: Services, client: gc.Client | None = None) -> None:
         self.ctx = ctx
         self._client = client
 
     @property
-    def client(self) -> Any:
+    def client(self) -> gc.Client:
         if self._client is None:
             self._client = gc.make_client(self.ctx.config.gemini)
         return self._client
@@ -55,7 +54,7 @@ class GeminiWork:
         if config.gemini.mode == "batch":
             batch.submit(ctx.store, self.client, config, pending, now, ctx.log)
             return
-        scorer = JudgeScorer(config, self.client)
+        scorer = JudgeScorer(config, self.client, store=ctx.store)
         for start in range(0, len(pending), 50):
             scores = scorer.score(pending[start : start + 50])
             with ctx.store.transaction() as db:
@@ -94,9 +93,8 @@ class GeminiWork:
 
 
 def _budget_gone(ctx: Services) -> bool:
-    return remaining(ctx.store.db, ctx.config.gemini) <= 0 or bool(
-        ctx.store.db.execute("SELECT count(*) FROM gemini_budget_stops").fetchone()[0]
-    )
+    db = ctx.store.db
+    return remaining(db, ctx.config.gemini) <= 0 or gemini_db.budget_stop_count(db) > 0
 
 
 def attach(ctx: Services) -> GeminiWork | None:

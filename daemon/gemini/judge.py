@@ -24,6 +24,8 @@ from daemon.core.logs import Event, get_logger
 from daemon.gemini import client as gc
 from daemon.gemini.costs import BudgetReached, Ledger, cost_usd
 from daemon.providers.scorers import PairToScore, Score
+from daemon.store import Store, write_through
+from daemon.store.gemini import PaidCall, mark_unjudged
 
 #: Bump when the wording below changes meaning; the config hash catches any edit anyway.
 PROMPT_VERSION = 1
@@ -129,6 +131,20 @@ def batch_line(config: Config, pair: PairToScore) -> dict[str, Any]:
     }
 
 
+def judge_prompt(config: Config, pair: PairToScore) -> gc.Prompt:
+    """The interactive request for one pair (the same shape as a batch line)."""
+    system, user = prompt_for(pair)
+    generation = generation_config(config)
+    return gc.Prompt(
+        system=system,
+        user=user,
+        temperature=0,
+        max_output_tokens=generation["maxOutputTokens"],
+        json_schema=generation["responseJsonSchema"],
+        thinking_budget=config.gemini.judge_thinking_budget,
+    )
+
+
 def estimate_tokens(config: Config, pair: PairToScore) -> tuple[int, int]:
     """(input, output) tokens before a call: ~4 characters a token, output at its cap."""
     system, user = prompt_for(pair)
@@ -143,21 +159,14 @@ def _unfence(text: str) -> str:
     return body.strip()
 
 
-def parse_verdict(response: Any) -> Verdict | str:
-    """The validated verdict of a GenerateContentResponse, or why it is unusable."""
-    candidates = getattr(response, "candidates", None) or []
-    finish = getattr(candidates[0], "finish_reason", None) if candidates else None
-    finish_name = getattr(finish, "name", str(finish) if finish else "")
-    if finish_name == "MAX_TOKENS":
+def parse_verdict(reply: gc.Reply) -> Verdict | str:
+    """The validated verdict of an answer, or why it is unusable."""
+    if reply.finish_reason == "MAX_TOKENS":
         return "answer cut off at max_output_tokens (MAX_TOKENS)"
+    if not reply.text.strip():
+        return f"empty answer (finish reason {reply.finish_reason or 'none'})"
     try:
-        text = response.text or ""
-    except (ValueError, AttributeError):
-        text = ""
-    if not text.strip():
-        return f"empty answer (finish reason {finish_name or 'none'})"
-    try:
-        return Verdict.model_validate_json(_unfence(text))
+        return Verdict.model_validate_json(_unfence(reply.text))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "answer"
@@ -174,15 +183,6 @@ def to_score(pair_hash: str, verdict: Verdict) -> Score:
     )
 
 
-def usage_tokens(response: Any) -> tuple[int, int] | None:
-    """(input, output) from usage metadata; thinking tokens bill as output."""
-    usage = getattr(response, "usage_metadata", None)
-    if usage is None or usage.prompt_token_count is None:
-        return None
-    output = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
-    return int(usage.prompt_token_count), int(output)
-
-
 def paid_generate(
     ledger: Ledger,
     config: Config,
@@ -190,42 +190,19 @@ def paid_generate(
     stage: str,
     model: str,
     estimate: tuple[int, int],
-    request: Callable[[], Any],
-    sleep: Callable[[float], None] = time.sleep,
-) -> Any:
-    """One interactive ``generate_content`` under the budget: checked against the
-    estimated price before, recorded at the reported (or estimated) tokens after."""
+    request: Callable[[], gc.Reply],
+    now: float | None = None,
+) -> gc.Reply:
+    """One interactive generate call under the budget: checked against the estimated
+    price before, recorded at the reported (or estimated) tokens after."""
     tin, tout = estimate
-    ledger.check(stage, cost_usd(config.gemini, model, tin, tout, batch=False))
-    response = gc.call(request, config.gemini, what=stage, sleep=sleep)
-    used = usage_tokens(response)
-    real_in, real_out = (
-        used if used is not None else (tin, gc.ceil_tokens(getattr(response, "text", "") or ""))
-    )
-    ledger.record(
-        stage=stage,
-        model=model,
-        mode="interactive",
-        requests=1,
-        input_tokens=real_in,
-        output_tokens=real_out,
-        estimated=used is None,
-        cost=cost_usd(config.gemini, model, real_in, real_out, batch=False),
-    )
-    return response
-
-
-def mark_unjudged(
-    db: Any, scorer: str, pair_hash: str, reason: str, now: float, *, malformed: bool
-) -> None:
-    """Record why a pair is (back to) pending for the judge; malformed answers count."""
-    db.execute(
-        "INSERT INTO gemini_unjudged (pair_hash, scorer, malformed, reason, updated_at)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (pair_hash, scorer) DO UPDATE SET"
-        " malformed = malformed + excluded.malformed, reason = excluded.reason,"
-        " updated_at = excluded.updated_at",
-        [pair_hash, scorer, int(malformed), reason, now],
-    )
+    ledger.check(stage, cost_usd(config.gemini, model, tin, tout, batch=False), now)
+    reply = request()
+    real_in, real_out = reply.usage or (tin, gc.ceil_tokens(reply.text))
+    cost = cost_usd(config.gemini, model, real_in, real_out, batch=False)
+    call = PaidCall(stage, model, "interactive", 1, real_in, real_out, reply.usage is None, cost)
+    ledger.record(call, now)
+    return reply
 
 
 class JudgeScorer:
@@ -233,13 +210,15 @@ class JudgeScorer:
 
     A malformed answer is asked again (``judge_attempts`` in all), then the pair is
     marked and left unscored; the budget cap ends the run early with what was scored.
+    Costs and marks are written through ``store`` (see :class:`~daemon.gemini.costs.Ledger`).
     """
 
     def __init__(
         self,
         config: Config,
-        client: Any = None,
+        client: gc.Client | None = None,
         *,
+        store: Store | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
@@ -247,11 +226,12 @@ class JudgeScorer:
         self.model = config.gemini.judge_model
         cost_usd(config.gemini, self.model, 0, 0, batch=False)  # no price: fail at start-up
         self._client = client
-        self.ledger = Ledger(config.db_path, config.gemini)
+        self.store = store
+        self.ledger = Ledger(config, store)
         self.sleep = sleep
 
     @property
-    def client(self) -> Any:
+    def client(self) -> gc.Client:
         # Built on first use: `inboxd status` names the scorer without needing the key.
         if self._client is None:
             self._client = gc.make_client(self.config.gemini)
@@ -277,52 +257,34 @@ class JudgeScorer:
 
     def judge(self, pair: PairToScore) -> Verdict | None:
         """One pair's verdict, or None when the model kept answering malformed JSON."""
-        from google.genai import types
-
-        system, user = prompt_for(pair)
-        gen = generation_config(self.config)
-        config = types.GenerateContentConfig(
-            system_instruction=system,
-            response_mime_type="application/json",
-            response_json_schema=gen["responseJsonSchema"],
-            temperature=0,
-            max_output_tokens=gen["maxOutputTokens"],
-            thinking_config=None
-            if self.config.gemini.judge_thinking_budget is None
-            else types.ThinkingConfig(thinking_budget=self.config.gemini.judge_thinking_budget),
-        )
+        prompt = judge_prompt(self.config, pair)
         reason = ""
         for attempt in range(1, self.config.gemini.judge_attempts + 1):
-            response = paid_generate(
+            reply = paid_generate(
                 self.ledger,
                 self.config,
                 stage="judge",
                 model=self.model,
                 estimate=estimate_tokens(self.config, pair),
-                request=lambda: self.client.models.generate_content(
-                    model=self.model, contents=user, config=config
+                request=lambda: gc.generate(
+                    self.client,
+                    self.config.gemini,
+                    self.model,
+                    prompt,
+                    what="judge",
+                    sleep=self.sleep,
                 ),
-                sleep=self.sleep,
             )
-            verdict = parse_verdict(response)
+            verdict = parse_verdict(reply)
             if isinstance(verdict, Verdict):
                 return verdict
             reason = verdict
             get_logger().warning(
                 Event.JUDGE_MALFORMED, pair=pair.hash, attempt=attempt, reason=reason
             )
-        self._mark(pair.hash, reason)
+        with write_through(self.config.db_path, self.store) as db:
+            mark_unjudged(db, self.name, pair.hash, reason, time.time(), malformed=True)
         return None
-
-    def _mark(self, pair_hash: str, reason: str) -> None:
-        import sqlite3
-
-        conn = sqlite3.connect(self.config.db_path, timeout=30)
-        try:
-            with conn:
-                mark_unjudged(conn, self.name, pair_hash, reason, time.time(), malformed=True)
-        finally:
-            conn.close()
 
 
 class DeferredJudge:
@@ -338,7 +300,9 @@ class DeferredJudge:
         return []
 
 
-def from_config(config: Config) -> JudgeScorer | DeferredJudge:
+def from_config(config: Config, store: Store | None = None) -> JudgeScorer | DeferredJudge:
     """The registry's factory for the ``gemini`` scorer: batch mode defers judging to the
     corpus run's Batch API job; interactive mode judges batch by batch."""
-    return DeferredJudge(config) if config.gemini.mode == "batch" else JudgeScorer(config)
+    if config.gemini.mode == "batch":
+        return DeferredJudge(config)
+    return JudgeScorer(config, store=store)

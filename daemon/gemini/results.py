@@ -8,11 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from daemon.core.config import Config
-from daemon.core.logs import Event
-from daemon.gemini.costs import cost_usd, record_call
-from daemon.gemini.judge import mark_unjudged, parse_verdict, to_score, usage_tokens
+from daemon.core.logs import Event, Logger
+from daemon.gemini import client as gc
+from daemon.gemini.costs import cost_usd
+from daemon.gemini.judge import parse_verdict, to_score
 from daemon.store import Store
 from daemon.store import corpus as q
+from daemon.store import gemini as gemini_db
+from daemon.store.gemini import PaidCall
 
 
 def apply_results(
@@ -22,16 +25,10 @@ def apply_results(
     finished: str,
     lines: Sequence[dict[str, Any]],
     now: float,
-    log: Any,
+    log: Logger,
 ) -> dict[str, int]:
     """Match result lines to the job's keys and apply them in one transaction."""
-    from google.genai import types
-
-    items: dict[str, str] = dict(
-        store.db.execute(
-            "SELECT key, pair_hash FROM gemini_job_items WHERE job_id = ?", [job["id"]]
-        ).fetchall()
-    )
+    items = gemini_db.job_keys(store.db, job["id"])
     scores: list[dict[str, object]] = []
     outcome: dict[str, tuple[str, str | None]] = {}
     tokens_in = tokens_out = 0
@@ -44,14 +41,13 @@ def apply_results(
             outcome[key] = ("failed", f"request failed: {error.get('message') or error}")
             continue
         try:
-            response = types.GenerateContentResponse.model_validate(line["response"])
+            reply = gc.reply_from_json(line["response"])
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             outcome[key] = ("malformed", f"unreadable response: {exc.__class__.__name__}")
             continue
-        used = usage_tokens(response)
-        if used is not None:
-            tokens_in, tokens_out = tokens_in + used[0], tokens_out + used[1]
-        verdict = parse_verdict(response)
+        if reply.usage is not None:
+            tokens_in, tokens_out = tokens_in + reply.usage[0], tokens_out + reply.usage[1]
+        verdict = parse_verdict(reply)
         if isinstance(verdict, str):
             outcome[key] = ("malformed", verdict)
         else:
@@ -62,33 +58,22 @@ def apply_results(
     cost = cost_usd(config.gemini, job["model"], tokens_in, tokens_out, batch=True)
     with store.transaction() as db:
         q.save_scores(db, job["scorer"], scores, now)
-        db.conn.executemany(
-            "UPDATE gemini_job_items SET state = ?, error = ? WHERE job_id = ? AND key = ?",
-            [(state, error, job["id"], key) for key, (state, error) in outcome.items()],
+        gemini_db.set_item_states(
+            db, job["id"], [(key, state, error) for key, (state, error) in outcome.items()]
         )
         for key, (state, error) in outcome.items():
             if state == "done":
-                db.execute(
-                    "DELETE FROM gemini_unjudged WHERE pair_hash = ? AND scorer = ?",
-                    [items[key], job["scorer"]],
-                )
+                gemini_db.clear_unjudged(db, job["scorer"], items[key])
             else:
-                mark_unjudged(db, job["scorer"], items[key], str(error), now, malformed=True)
-        record_call(
-            db,
-            stage=job["stage"],
-            model=job["model"],
-            mode="batch",
-            requests=len(lines),
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            estimated=False,
-            cost=cost,
-            now=now,
-            job_id=job["id"],
+                gemini_db.mark_unjudged(
+                    db, job["scorer"], items[key], str(error), now, malformed=True
+                )
+        call = PaidCall(
+            job["stage"], job["model"], "batch", len(lines), tokens_in, tokens_out, False, cost
         )
-        db.table("gemini_jobs").update(
-            job["id"], {"state": finished, "cost_usd": cost, "finished_at": now, "error": None}
+        gemini_db.record_call(db, call, now, job_id=job["id"])
+        gemini_db.update_job(
+            db, job["id"], {"state": finished, "cost_usd": cost, "finished_at": now, "error": None}
         )
     counts = {
         s: sum(1 for st, _ in outcome.values() if st == s) for s in ("done", "malformed", "failed")
@@ -112,27 +97,18 @@ def finish_without_results(
     finished: str,
     error: str,
     now: float,
-    log: Any,
+    log: Logger,
 ) -> None:
     """Mark the job ``finished`` and its pending pairs unjudged with the reason."""
     reason = f"batch job {finished}" + (f": {error}" if error else "")
     with store.transaction() as db:
-        pairs = [
-            r[0]
-            for r in db.execute(
-                "SELECT pair_hash FROM gemini_job_items WHERE job_id = ? AND state = 'pending'",
-                [job["id"]],
-            ).fetchall()
-        ]
-        db.execute(
-            "UPDATE gemini_job_items SET state = 'failed', error = ?"
-            " WHERE job_id = ? AND state = 'pending'",
-            [reason, job["id"]],
-        )
+        pairs = gemini_db.fail_pending_items(db, job["id"], reason)
         for pair_hash in pairs:
-            mark_unjudged(db, job["scorer"], pair_hash, reason, now, malformed=False)
-        db.table("gemini_jobs").update(
-            job["id"], {"state": finished, "finished_at": now, "error": reason, "cost_usd": 0.0}
+            gemini_db.mark_unjudged(db, job["scorer"], pair_hash, reason, now, malformed=False)
+        gemini_db.update_job(
+            db,
+            job["id"],
+            {"state": finished, "finished_at": now, "error": reason, "cost_usd": 0.0},
         )
     log.warning(
         Event.JOB_FAILED,

@@ -1,9 +1,7 @@
 """``inboxd backup``: a consistent copy of the DB, taken while the daemon runs.
 
-SQLite's online backup API (``sqlite3.Connection.backup``) copies the database as of
-one read transaction. In WAL mode a reader does not block the daemon's writes, so
-the copy is taken in a single step (``pages=-1``): a step-by-step copy would restart
-every time the daemon commits and might never finish on a busy root.
+SQLite's online backup API copies the database as of one read transaction, without
+blocking the daemon's writes (``daemon.store.backup`` says how).
 
 The copy is written to a temp file beside the destination, checked (``PRAGMA
 integrity_check``), switched to a self-contained rollback journal (no -wal/-shm
@@ -17,7 +15,6 @@ and ``state/reports/`` are plain files for ``rsync -a`` (what :data:`AFTERWARDS`
 from __future__ import annotations
 
 import os
-import sqlite3
 import stat
 import tempfile
 import time
@@ -29,8 +26,9 @@ from pathlib import Path
 
 from daemon.core import atomic
 from daemon.core.config import Config
-from daemon.core.errors import InboxdError, PermanentError
-from daemon.store import Store, translate
+from daemon.core.errors import InboxdError
+from daemon.store import Store
+from daemon.store.backup import copy_into, seal_copy
 
 
 @contextmanager
@@ -118,34 +116,9 @@ def backup_database(
 
 def _copy(source: Path, temp: Path) -> tuple[int, int]:
     """Back up ``source`` into the empty file ``temp``, check it; (pairs, batches)."""
-    try:
-        with readonly_store(source) as store:
-            _backup_into(store, temp)
-        copy = sqlite3.connect(temp)
-        try:
-            # The copy inherits WAL mode from the header; a backup is one file.
-            copy.execute("PRAGMA journal_mode=DELETE")
-            problems = [str(r[0]) for r in copy.execute("PRAGMA integrity_check(5)")]
-            if problems != ["ok"]:
-                raise PermanentError(
-                    f"the copy fails integrity_check ({'; '.join(problems)}); "
-                    "run `inboxd doctor`: the live database may be damaged"
-                )
-            pairs = copy.execute("SELECT count(*) FROM pairs").fetchone()[0]
-            batches = copy.execute("SELECT count(*) FROM batches").fetchone()[0]
-        finally:
-            copy.close()
-    except sqlite3.Error as exc:
-        raise translate(exc, f"backing up {source}") from exc
-    return int(pairs), int(batches)
-
-
-def _backup_into(store: Store, temp: Path) -> None:
-    copy = sqlite3.connect(temp)
-    try:
-        store.db.conn.backup(copy)  # one step (pages=-1): see the module docstring
-    finally:
-        copy.close()
+    with readonly_store(source) as store:
+        copy_into(store, temp)
+    return seal_copy(temp, source)
 
 
 def afterwards(config: Config, result: BackupResult) -> str:

@@ -8,11 +8,27 @@ from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 
 from daemon.core.config import Config
+from daemon.plan import coverage, reports
+from daemon.plan.reports import render_spend
+from daemon.providers.scorers import make_scorer
+from daemon.refine.index import META_FILE
 from daemon.states import BatchState
-from daemon.store import Store
+from daemon.store import Store, corpus
+from daemon.store import status as status_db
+
+#: The columns of an agent's status.txt that status shows.
+_PROGRESS_SHOWN = (
+    "agent",
+    "sessions_complete",
+    "sessions_total",
+    "current_session",
+    "last_updated",
+    "notes",
+)
 
 
 def gather(config: Config) -> dict[str, Any]:
@@ -22,51 +38,21 @@ def gather(config: Config) -> dict[str, Any]:
     store = Store(config.db_path, readonly=True)
     try:
         db = store.db
-        by_state = {
-            row["state"]: row["n"]
-            for row in db.query("SELECT state, count(*) AS n FROM batches GROUP BY state")
-        }
-        rejected = [
-            dict(row)
-            for row in db.query(
-                "SELECT id, path, reject_reason FROM batches WHERE state = ?"
-                " ORDER BY id DESC LIMIT 20",
-                [BatchState.REJECTED],
-            )
-        ]
-        failed = [
-            {**row, "parked": bool(row["parked"])}
-            for row in db.query(
-                "SELECT id, path, resume_state, attempts, last_error,"
-                " next_attempt_at IS NULL AS parked FROM batches WHERE state = ? ORDER BY id",
-                [BatchState.FAILED],
-            )
-        ]
-        invalid = db.execute("SELECT count(*) FROM batch_errors").fetchone()[0]
-        progress = [
-            dict(row)
-            for row in db.query(
-                "SELECT agent, sessions_complete, sessions_total, current_session, last_updated,"
-                " notes FROM progress ORDER BY agent"
-            )
-        ]
-        signals = [
-            dict(row)
-            for row in db.query(
-                "SELECT kind, agent, path, received_at, handled_at FROM signals ORDER BY id"
-            )
-        ]
+        by_state = status_db.batches_by_state(db)
+        signals = status_db.signals(db)
         return {
             **_plan(config, store),
             "refinement": _refinement(config, store),
             "root": str(config.root),
             "initialised": True,
             "batches": {state.value: by_state.get(state.value, 0) for state in BatchState},
-            "pairs": db.execute("SELECT count(*) FROM pairs").fetchone()[0],
-            "invalid_items": invalid,
-            "rejected": rejected,
-            "failed": failed,
-            "progress": progress,
+            "pairs": status_db.pair_count(db),
+            "invalid_items": status_db.invalid_item_count(db),
+            "rejected": status_db.rejected_batches(db),
+            "failed": status_db.failed_batches(db),
+            "progress": [
+                {key: row[key] for key in _PROGRESS_SHOWN} for row in status_db.progress(db)
+            ],
             "all_sessions_complete": [s for s in signals if s["kind"] == "all_sessions_complete"],
         }
     finally:
@@ -75,8 +61,6 @@ def gather(config: Config) -> dict[str, Any]:
 
 def _plan(config: Config, store: Store) -> dict[str, Any]:
     """The sessions table and headline numbers: what was asked against what arrived."""
-    from daemon.plan import coverage, reports
-
     found = reports.gather(store, config)
     success = reports.success_report(store, config, found)
     plan = [s for s in found.sessions if s.kind == "plan"]
@@ -101,10 +85,6 @@ def _plan(config: Config, store: Store) -> dict[str, Any]:
 
 
 def _refinement(config: Config, store: Store) -> dict[str, Any]:
-    from daemon.providers.scorers import make_scorer
-    from daemon.refine.index import META_FILE
-    from daemon.store import corpus
-
     try:
         meta = json.loads((config.index_dir / META_FILE).read_text())
     except (OSError, ValueError):
@@ -226,10 +206,6 @@ def _render_plan(report: dict[str, Any], console: Console) -> None:
     for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}")
     if report.get("gemini"):
-        from rich.markdown import Markdown
-
-        from daemon.plan.reports import render_spend
-
         console.print(Markdown("\n".join(render_spend(report["gemini"]))))
 
 

@@ -13,10 +13,14 @@ from typing import Any
 from daemon.core import atomic
 from daemon.core.catalog import Catalog, load_catalog
 from daemon.core.config import Config
+from daemon.gemini.backlog import judge_progress
+from daemon.gemini.costs import spend_summary
 from daemon.plan import coverage
 from daemon.plan.coverage import Coverage
+from daemon.providers.scorers import make_scorer
 from daemon.store import Store
 from daemon.store import sessions as plan_db
+from daemon.store import status as status_db
 
 GAPS_FILE, SUCCESS_FILE, EVAL_FILE = "gaps", "success", "eval"
 
@@ -28,15 +32,13 @@ TARGET_QUALITY, OUTSTANDING_PREMIUM_SHARE = 80.0, 0.90
 
 def scorer_name(config: Config) -> str:
     """The configured scorer's name: the quality the reports show is its."""
-    from daemon.providers.scorers import make_scorer
-
     return make_scorer(config).name
 
 
 def gather(store: Store, config: Config, catalog: Catalog | None = None) -> Coverage:
     """Progress and gaps of a root, from its DB."""
     catalog = catalog or load_catalog(config.catalog_path)
-    progress = [dict(row) for row in store.db.query("SELECT * FROM progress ORDER BY agent")]
+    progress = status_db.progress(store.db)
     return coverage.analyse(
         catalog,
         plan_db.indicator_facts(store.db, scorer_name(config)),
@@ -212,9 +214,6 @@ def gemini_spend(store: Store, config: Config) -> dict[str, Any] | None:
     """Gemini spend, budget and judge progress; None when no Gemini provider is set."""
     if "gemini" not in (config.embeddings.provider, config.scoring.provider):
         return None
-    from daemon.gemini.backlog import judge_progress
-    from daemon.gemini.costs import spend_summary
-
     found = spend_summary(store.db, config)
     if config.scoring.provider == "gemini":
         found["judge"] = judge_progress(store, config)

@@ -4,6 +4,11 @@ A name from the config picks a ``"module:function"`` factory that is imported on
 chosen, so a heavy optional library (torch, llama_cpp, google.genai) is loaded only by
 the provider that needs it, and a provider package (``daemon.gemini``) can live above
 the protocols it implements without an import cycle.
+
+Every factory is ``factory(config, store=None)``. ``store`` is the Store of the process
+that builds the provider: a paid provider (Gemini) writes its cost ledger through it, so
+the daemon keeps one write connection; the others ignore it. None where a provider is
+built outside any Store (``doctor`` checking the config, ``ask``).
 """
 
 from __future__ import annotations
@@ -14,12 +19,16 @@ from typing import Generic, TypeVar, cast
 
 from daemon.core.config import Config
 from daemon.core.errors import ConfigError
+from daemon.store import Store
 
 T = TypeVar("T")
 
+#: ``factory(config, store)``: see the module docstring.
+Factory = Callable[[Config, Store | None], T]
+
 
 class Registry(Generic[T]):
-    """Named factories ``Config -> T`` of one provider family."""
+    """Named factories ``(Config, Store | None) -> T`` of one provider family."""
 
     def __init__(self, key: str, entries: Mapping[str, str]) -> None:
         #: The config key that names a provider, for the operator's error message.
@@ -30,15 +39,15 @@ class Registry(Generic[T]):
         """The provider names this build knows."""
         return sorted(self.entries)
 
-    def factory(self, name: str) -> Callable[[Config], T]:
+    def factory(self, name: str) -> Factory[T]:
         """The factory registered as ``name`` (imported now)."""
         entry = self.entries.get(name)
         if entry is None:
             choices = ", ".join(self.names())
             raise ConfigError(f"{self.key}: {name!r} is not available here (choose from {choices})")
         module, _, attribute = entry.partition(":")
-        return cast(Callable[[Config], T], getattr(importlib.import_module(module), attribute))
+        return cast(Factory[T], getattr(importlib.import_module(module), attribute))
 
-    def build(self, name: str, config: Config) -> T:
-        """A provider built from ``config``."""
-        return self.factory(name)(config)
+    def build(self, name: str, config: Config, store: Store | None = None) -> T:
+        """A provider built from ``config``, recording through ``store`` if it records."""
+        return self.factory(name)(config, store)

@@ -37,6 +37,7 @@ from daemon.refine.index import INDEX_FILE, META_FILE, VectorIndex
 from daemon.services import Services
 from daemon.store import Store
 from daemon.store import corpus as q
+from daemon.store.status import pair_count
 
 FORMAT_VERSION = 1
 KB_FILE = "knowledge_base.jsonl"
@@ -173,7 +174,7 @@ def export_knowledge_base(
                 "pairs": len(records),
                 "indicators": len({r["indicator"] for r in records if r["indicator"]}),
                 "sessions": len({r["session"] for r in records if r["session"] is not None}),
-                "imported_pairs": int(store.db.execute("SELECT count(*) FROM pairs").fetchone()[0]),
+                "imported_pairs": pair_count(store.db),
                 "duplicates_folded": q.duplicate_count(store.db),
             },
             "quality": quality_stats(records),

@@ -36,38 +36,7 @@ def pair_vectors(store: Store, model_id: str, pairs: Sequence[dict[str, Any]]) -
 
 def indexable_ids(store: Store) -> list[int]:
     """Active pairs whose duplicate check has run: exactly what the index must hold."""
-    return [
-        int(r[0])
-        for r in store.db.execute(
-            q.ACTIVE_PAIRS + " AND p.dedup_at IS NOT NULL ORDER BY p.id"
-        ).fetchall()
-    ]
-
-
-def live_checked_ids(store: Store) -> list[int]:
-    """Checked pairs that a version not superseded delivers, duplicates included: the
-    pairs a de-duplication decision may fold together (an old version's pair is not one)."""
-    return [
-        int(r[0])
-        for r in store.db.execute(
-            "SELECT p.id FROM pairs p WHERE p.dedup_at IS NOT NULL"
-            " AND EXISTS (SELECT 1 FROM pair_sources s JOIN batches b ON b.id = s.batch_id"
-            "             WHERE s.pair_id = p.id AND b.state != 'superseded')"
-            " ORDER BY p.id"
-        ).fetchall()
-    ]
-
-
-def same_text_pairs(store: Store, key: str, exclude: int) -> list[int]:
-    """Checked pairs whose normalised text has this ``norm_hash``, oldest first."""
-    return [
-        int(r[0])
-        for r in store.db.execute(
-            "SELECT id FROM pairs WHERE norm_hash = ? AND dedup_at IS NOT NULL AND id != ?"
-            " ORDER BY id",
-            [key, exclude],
-        ).fetchall()
-    ]
+    return q.indexable_pair_ids(store.db)
 
 
 def sync_index(store: Store, index: VectorIndex) -> tuple[int, int]:
@@ -159,7 +128,7 @@ def redecide_duplicates(
     and pairs with the same normalised text form clusters (union-find); the best-scored
     pair of a cluster is kept (ties: the oldest), the others point at it.
     """
-    ids = live_checked_ids(store)
+    ids = q.live_checked_pair_ids(store.db)
     rows = q.pairs_by_id(store.db, ids)
     groups = UnionFind(len(ids))
     exact: dict[str, int] = {}

@@ -197,13 +197,13 @@ class Pipeline:
     def _counts(self, batch: Batch) -> dict[str, int]:
         if batch.state not in (BatchState.VALIDATED, BatchState.IMPORTED):
             return {}
-        row = self.ctx.store.db.table("batches").get(batch.id)
+        counted = self.ctx.store.pair_counts(batch.id)
         keys = (
             ("pairs_valid", "pairs_invalid")
             if batch.state is BatchState.VALIDATED
             else ("pairs_valid", "pairs_new")
         )
-        return {key: row[key] for key in keys if row[key] is not None}
+        return {key: value for key in keys if (value := counted[key]) is not None}
 
     def _fail(self, batch: Batch, error: str, now: float, park: bool = False) -> Batch:
         retry = self.ctx.config.retry

@@ -25,6 +25,7 @@ from daemon.services import Services
 from daemon.stages import Stage, default_stages
 from daemon.states import BatchState
 from daemon.store import Store
+from daemon.store.status import pair_count
 
 
 class RootLock:
@@ -251,6 +252,6 @@ class Service:
     def _status_line(self) -> str:
         if self.store is None:
             return "starting"
-        pairs = self.store.db.execute("SELECT count(*) FROM pairs").fetchone()[0]
+        pairs = pair_count(self.store.db)
         workable = list(self.pipeline.stages) if self.pipeline else []
         return f"{pairs} pairs, {self.store.unfinished_count(workable)} batches in progress"

@@ -37,14 +37,16 @@ def build_services(
     daemon owns the saved one. Providers load their models lazily, on first use.
     ``embedder`` and ``scorer`` replace the configured ones (a test's or a benchmark's).
     """
-    embedder = embedder or make_embedder(config)
+    # Built with the store: a paid provider records its costs through it, so the daemon
+    # keeps one write connection (the search thread's query embeddings included).
+    embedder = embedder or make_embedder(config, store)
     return Services(
         config=config,
         store=store,
         log=log,
         catalog=load_catalog(config.catalog_path),
         embedder=embedder,
-        scorer=scorer or make_scorer(config),
+        scorer=scorer or make_scorer(config, store),
         index=load_or_rebuild_index(
             store, embedder, config.index_dir, log, save=not store.readonly
         ),

@@ -17,6 +17,7 @@ from daemon.refine.index import VectorIndex
 from daemon.services import Services
 from daemon.store import Store
 from daemon.store import corpus as q
+from daemon.store import search as search_db
 
 Mode = Literal["dense", "lexical", "hybrid"]
 RRF_K = 60  # the constant of Cormack et al.; damps the weight of the very top ranks
@@ -88,7 +89,7 @@ class Searcher:
                 fused[pair_id] = fused.get(pair_id, 0.0) + 1.0 / (RRF_K + rank + 1)
         order = sorted(fused, key=lambda pid: -fused[pid])
         rows = {r["id"]: r for r in q.pairs_by_id(self.store.db, order)}
-        scores = self._scores(order)
+        scores = q.scores_and_tiers_for(self.store.db, self.scorer, order)
         hits: list[Hit] = []
         for pair_id in order:
             row = rows[pair_id]
@@ -129,37 +130,16 @@ class Searcher:
         if not tokens:
             return []
         match = " OR ".join(f'"{token}"' for token in dict.fromkeys(tokens))
-        rows = self.store.db.execute(
-            "SELECT rowid FROM pairs_fts WHERE pairs_fts MATCH ? ORDER BY bm25(pairs_fts) LIMIT ?",
-            [match, limit * 4],
-        ).fetchall()
         active = self.index.ids
-        ranked = [int(r[0]) for r in rows if int(r[0]) in active]
+        ranked = [
+            pid
+            for pid in search_db.lexical_matches(self.store.db, match, limit * 4)
+            if pid in active
+        ]
         if resolved is not None:
-            of_indicator = self._of_indicator(resolved.id)
+            of_indicator = search_db.pairs_of_indicator(self.store.db, resolved.id)
             ranked.sort(key=lambda pid: 0 if pid in of_indicator else 1)
         return ranked[:limit]
-
-    def _of_indicator(self, indicator_id: str) -> set[int]:
-        return {
-            int(r[0])
-            for r in self.store.db.execute(
-                "SELECT id FROM pairs WHERE indicator = ?", [indicator_id]
-            ).fetchall()
-        }
-
-    def _scores(self, pair_ids: list[int]) -> dict[int, tuple[float, str]]:
-        found: dict[int, tuple[float, str]] = {}
-        for start in range(0, len(pair_ids), 500):
-            chunk = pair_ids[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            for pid, score, tier in self.store.db.execute(
-                f"SELECT p.id, s.score, s.tier FROM pairs p JOIN scores s"
-                f" ON s.pair_hash = p.hash AND s.scorer = ? WHERE p.id IN ({marks})",
-                [self.scorer, *chunk],
-            ).fetchall():
-                found[int(pid)] = (float(score), str(tier))
-        return found
 
     def _fill_distances(self, hits: list[Hit], vector: np.ndarray) -> None:
         """Lexical-only hits get their cosine distance too, from stored vectors."""

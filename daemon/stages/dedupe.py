@@ -12,7 +12,7 @@ import numpy as np
 
 from daemon.core.records import Batch
 from daemon.core.textid import norm_hash
-from daemon.refine.corpus import pair_vectors, same_text_pairs, sync_index
+from daemon.refine.corpus import pair_vectors, sync_index
 from daemon.refine.index import VectorIndex
 from daemon.services import Services
 from daemon.states import BatchState
@@ -61,7 +61,7 @@ def dedupe(batch: Batch, ctx: Services, now: float) -> Batch:
 
 def _kept_same_text(ctx: Services, index: VectorIndex, key: str, pair_id: int) -> int | None:
     """An earlier pair with the same normalised text whose cluster is still in the corpus."""
-    candidates = same_text_pairs(ctx.store, key, pair_id)
+    candidates = q.checked_pairs_with_norm(ctx.store.db, key, pair_id)
     active = index.ids if candidates else set()
     for earlier in candidates:
         if q.kept_of(ctx.store.db, earlier) in active:

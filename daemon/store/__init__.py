@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,15 +25,25 @@ Connection = Database
 
 Effects = Callable[[Connection], dict[str, Any] | None]
 
+#: What SQLite raises about a file it cannot read (damaged, not a database). Named here
+#: so that doctor, which reports such damage, never imports sqlite3 itself.
+DatabaseError = sqlite3.Error
+
 _RETRYABLE_SQLITE = ("database is locked", "disk i/o error", "database or disk is full")
 
 
 class Store:
-    """The SQLite database of one root."""
+    """The SQLite database of one root.
+
+    One Store is the daemon's one write connection. Its pipeline thread and its search
+    thread (which records what a paid query embedding cost) share it, so a write
+    transaction holds a lock: a second thread's waits, never nests in the first's.
+    """
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self.readonly = readonly
+        self._writing = threading.RLock()
         try:
             if readonly:
                 conn = sqlite3.connect(
@@ -58,25 +69,27 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
-        """One write transaction; taken IMMEDIATE so it never fails half-way on a lock."""
-        conn = self.db.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise translate(exc, "cannot start a transaction") from exc
-        try:
-            yield self.db
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise translate(exc, "a database write failed") from exc
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise translate(exc, "cannot commit") from exc
+        """One write transaction; taken IMMEDIATE so it never fails half-way on a lock,
+        and under this Store's lock so threads sharing it take turns."""
+        with self._writing:
+            conn = self.db.conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise translate(exc, "cannot start a transaction") from exc
+            try:
+                yield self.db
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise translate(exc, "a database write failed") from exc
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise translate(exc, "cannot commit") from exc
 
     # -- the state machine -------------------------------------------------------------
 
@@ -245,6 +258,15 @@ class Store:
             )
             return cursor.rowcount
 
+    def pair_counts(self, batch_id: int) -> dict[str, int | None]:
+        """What validation and import counted for a batch (None: not counted yet)."""
+        row = self.db.execute(
+            "SELECT pairs_total, pairs_valid, pairs_invalid, pairs_new FROM batches WHERE id = ?",
+            [batch_id],
+        ).fetchone()
+        keys = ("pairs_total", "pairs_valid", "pairs_invalid", "pairs_new")
+        return dict(zip(keys, row, strict=True))
+
     def set_batch_fields(self, db: Database, batch_id: int, **fields: Any) -> None:
         """Update columns of a batch (inside an ``advance`` effects callback)."""
         db.table("batches").update(batch_id, fields)
@@ -356,6 +378,41 @@ class Store:
 
     def _has_progress(self, agent: str) -> bool:
         return bool(self.db.execute("SELECT 1 FROM progress WHERE agent = ?", [agent]).fetchone())
+
+
+@contextmanager
+def write_through(path: Path, store: Store | None = None) -> Iterator[Connection]:
+    """A write transaction for a record that must land the moment it happens (a paid
+    call, a pair the judge gave up on).
+
+    On ``store`` when it is writable: in the daemon that is its one write connection,
+    under its lock, whichever thread records. Otherwise (no store, or a read-only one:
+    ``ask``, ``search`` or ``eval`` beside the daemon) on a short-lived write connection
+    of this process, because money spent must be recorded even by a reader.
+    """
+    if store is not None and not store.readonly:
+        with store.transaction() as db:
+            yield db
+        return
+    own = Store(path)
+    try:
+        with own.transaction() as db:
+            yield db
+    finally:
+        own.close()
+
+
+@contextmanager
+def read_through(path: Path, store: Store | None = None) -> Iterator[Connection]:
+    """``store``'s connection for a read, or a short-lived read-only one of ``path``."""
+    if store is not None:
+        yield store.db
+        return
+    own = Store(path, readonly=True)
+    try:
+        yield own.db
+    finally:
+        own.close()
 
 
 def translate(exc: sqlite3.Error, what: str) -> Exception:

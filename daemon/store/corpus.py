@@ -104,6 +104,46 @@ def active_pair_ids(db: Database) -> list[int]:
     return [int(row[0]) for row in db.execute(ACTIVE_PAIRS + " ORDER BY p.id").fetchall()]
 
 
+def indexable_pair_ids(db: Database) -> list[int]:
+    """Active pairs whose duplicate check has run: exactly what the index must hold."""
+    rows = db.execute(ACTIVE_PAIRS + " AND p.dedup_at IS NOT NULL ORDER BY p.id").fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def live_checked_pair_ids(db: Database) -> list[int]:
+    """Checked pairs that a version not superseded delivers, duplicates included."""
+    rows = db.execute(
+        "SELECT p.id FROM pairs p WHERE p.dedup_at IS NOT NULL"
+        " AND EXISTS (SELECT 1 FROM pair_sources s JOIN batches b ON b.id = s.batch_id"
+        "             WHERE s.pair_id = p.id AND b.state != 'superseded')"
+        " ORDER BY p.id"
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def checked_pairs_with_norm(db: Database, norm_hash: str, exclude: int) -> list[int]:
+    """Checked pairs whose normalised text has this ``norm_hash``, oldest first."""
+    rows = db.execute(
+        "SELECT id FROM pairs WHERE norm_hash = ? AND dedup_at IS NOT NULL AND id != ? ORDER BY id",
+        [norm_hash, exclude],
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def all_pairs_for_evaluation(db: Database) -> list[tuple[int, str, str, str | None, str | None]]:
+    """(id, question, answer, indicator, norm_hash) of every pair ever imported, by id."""
+    rows = db.execute(
+        "SELECT id, question, answer, indicator, norm_hash FROM pairs ORDER BY id"
+    ).fetchall()
+    return [(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def duplicate_of_map(db: Database) -> dict[int, int]:
+    """Duplicate pair id -> the pair it is folded into."""
+    rows = db.execute("SELECT pair_id, duplicate_of FROM duplicates").fetchall()
+    return {int(pid): int(kept) for pid, kept in rows}
+
+
 def kept_of(db: Database, pair_id: int) -> int:
     """The pair a duplicate is folded into (itself when it is kept)."""
     row = db.execute("SELECT duplicate_of FROM duplicates WHERE pair_id = ?", [pair_id]).fetchone()
@@ -208,6 +248,22 @@ def scores_for(db: Database, scorer: str, pair_ids: Sequence[int]) -> dict[int, 
             [scorer, *chunk],
         ).fetchall():
             found[int(pair_id)] = float(score)
+    return found
+
+
+def scores_and_tiers_for(
+    db: Database, scorer: str, pair_ids: Sequence[int]
+) -> dict[int, tuple[float, str]]:
+    """Score and tier of each pair by ``scorer`` (pairs not yet scored are absent)."""
+    found: dict[int, tuple[float, str]] = {}
+    for start in range(0, len(pair_ids), 500):
+        chunk = list(pair_ids[start : start + 500])
+        for pair_id, score, tier in db.execute(
+            f"SELECT p.id, s.score, s.tier FROM pairs p JOIN scores s ON s.pair_hash = p.hash"
+            f" AND s.scorer = ? WHERE p.id IN ({_marks(chunk)})",
+            [scorer, *chunk],
+        ).fetchall():
+            found[int(pair_id)] = (float(score), str(tier))
     return found
 
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from pathlib import Path
-
-from sqlite_utils import Database
 
 from daemon.core.config import Config
 from daemon.core.errors import InboxdError
+from daemon.ops.backup import readonly_store
 from daemon.ops.doctor.report import Check, fail, guarded, ok, skip
+from daemon.providers.embedders import make_embedder
+from daemon.refine.corpus import indexable_ids
 from daemon.refine.index import INDEX_FILE, META_FILE, VectorIndex, ids_checksum
 from daemon.states import BatchState
-from daemon.store import Store
-from daemon.store.schema import migrations
+from daemon.store import DatabaseError, Store
+from daemon.store.health import health, known_migrations, pending_migrations
+from daemon.store.status import batches_in
 
 #: Batches whose pairs are checked for duplicates but not yet in the index.
 _CATCHING_UP = (BatchState.DEDUPLICATED, BatchState.SCORED)
@@ -65,17 +66,14 @@ def check_database(config: Config, store: Store) -> Check:
     """The DB (open read-only in ``store``) is intact and its schema is one we know."""
     path = config.db_path
     try:
-        report = store.db.execute("PRAGMA integrity_check(20)").fetchall()
-        rows = [line for r in report for line in str(r[0]).splitlines()]
-        applied = {m.name for m in migrations.applied(store.db)}
-        pending = [m.name for m in migrations.pending(store.db)]
-        pairs = store.db.execute("SELECT count(*) FROM pairs").fetchone()[0] if not pending else 0
-    except sqlite3.Error as exc:
+        found = health(store.db)
+    except DatabaseError as exc:
         return fail("database", f"{path} is damaged or not a database: {exc}", _restore_fix(path))
-    if rows != ["ok"]:
-        detail = f"{path} is damaged (integrity_check): " + "; ".join(rows[:5])
+    if found.integrity != ["ok"]:
+        detail = f"{path} is damaged (integrity_check): " + "; ".join(found.integrity[:5])
         return fail("database", detail, _restore_fix(path))
-    unknown = sorted(applied - {m.name for m in migrations.pending(Database(memory=True))})
+    pending, pairs = found.pending, found.pairs
+    unknown = sorted(found.applied - known_migrations())
     if unknown:
         return fail(
             "database",
@@ -94,9 +92,6 @@ def check_database(config: Config, store: Store) -> Check:
 
 def check_index(config: Config, store: Store) -> Check:
     """The saved index holds exactly the pairs ``indexable_ids`` names."""
-    from daemon.providers.embedders import make_embedder
-    from daemon.refine.corpus import indexable_ids
-
     embedder = make_embedder(config)
     wanted = indexable_ids(store)
     folder = config.index_dir
@@ -133,10 +128,7 @@ def check_index(config: Config, store: Store) -> Check:
         problems.append(f"{folder / INDEX_FILE} does not match its metadata or cannot be loaded")
     if not problems:
         return ok("index", f"{len(wanted)} pairs, in step with the DB")
-    in_flight = store.db.execute(
-        f"SELECT count(*) FROM batches WHERE state IN ({', '.join('?' for _ in _CATCHING_UP)})",
-        list(_CATCHING_UP),
-    ).fetchone()[0]
+    in_flight = batches_in(store.db, _CATCHING_UP)
     if in_flight and daemon_pid(config.lock_path):
         # Between a batch's dedup and its index step the index lags by design.
         return ok("index", f"catching up: {'; '.join(problems)} ({in_flight} batch(es) in flight)")
@@ -144,20 +136,18 @@ def check_index(config: Config, store: Store) -> Check:
 
 
 def database_and_index(config: Config, providers: Check) -> list[Check]:
-    from daemon.ops.backup import readonly_store
-
     try:
         with readonly_store(config.db_path) as store:
             database = check_database(config, store)
             if database.failed:
                 return [database, skip("index", "the database check failed")]
-            if migrations.pending(store.db):
+            if pending_migrations(store.db):
                 why = "schema migrations pending (the next start applies them)"
                 return [database, skip("index", why)]
             if providers.failed:
                 return [database, skip("index", "the embedding provider is not available")]
             return [database, guarded(lambda: check_index(config, store), "index")]
-    except (sqlite3.Error, InboxdError) as exc:  # it would not even open
+    except (DatabaseError, InboxdError) as exc:  # it would not even open
         path = config.db_path
         return [
             fail("database", f"{path} cannot be opened: {exc}", _restore_fix(path)),

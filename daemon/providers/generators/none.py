@@ -4,6 +4,7 @@ for a person, a script or another RAG system to take from there."""
 from __future__ import annotations
 
 from daemon.core.config import Config
+from daemon.store import Store
 
 
 class ContextOnly:
@@ -13,6 +14,6 @@ class ContextOnly:
         return user
 
 
-def from_config(config: Config) -> ContextOnly:
+def from_config(config: Config, store: Store | None = None) -> ContextOnly:
     """The registry's factory for ``none``."""
     return ContextOnly()

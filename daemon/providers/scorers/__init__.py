@@ -7,6 +7,7 @@ from daemon.core.config import Config
 from daemon.core.quality import TIERS, tier
 from daemon.providers.registry import Registry
 from daemon.providers.scorers.base import PairToScore, Score, Scorer
+from daemon.store import Store
 
 __all__ = ["SCORERS", "TIERS", "PairToScore", "Score", "Scorer", "make_scorer", "tier"]
 
@@ -20,6 +21,6 @@ SCORERS: Registry[Scorer] = Registry(
 )
 
 
-def make_scorer(config: Config) -> Scorer:
-    """The scorer the config names."""
-    return SCORERS.build(config.scoring.provider, config)
+def make_scorer(config: Config, store: Store | None = None) -> Scorer:
+    """The scorer the config names (recording any cost and mark through ``store``)."""
+    return SCORERS.build(config.scoring.provider, config, store)

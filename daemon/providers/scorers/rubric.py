@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from daemon.core.config import Config
 from daemon.providers.scorers.base import PairToScore, Score
+from daemon.store import Store
 
 WEIGHTS = {"relevance": 0.25, "completeness": 0.25, "specificity": 0.30, "structure": 0.20}
 PENALTY = 30.0
@@ -127,6 +128,6 @@ class RubricScorer:
         return Score(pair.hash, round(total, 1), rounded, flags, why)
 
 
-def from_config(config: Config) -> RubricScorer:
+def from_config(config: Config, store: Store | None = None) -> RubricScorer:
     """The registry's factory for ``rubric`` (it has no settings)."""
     return RubricScorer()

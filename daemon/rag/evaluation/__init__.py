@@ -43,6 +43,7 @@ from daemon.rag.evaluation.metrics import (
 )
 from daemon.rag.evaluation.queries import EvalQuery, builtin_queries, load_user_queries, sample
 from daemon.rag.evaluation.report import write_reports
+from daemon.refine.corpus import indexable_ids
 from daemon.services import Services
 from daemon.store import Store
 from daemon.store import corpus as q
@@ -65,11 +66,7 @@ def _load_sides(
     store: Store, model_id: str, scorer: str, min_quality: float
 ) -> tuple[Side, Side, int]:
     """(refined, baseline, pairs without stored vectors) from the DB; never embeds."""
-    from daemon.refine.corpus import indexable_ids
-
-    rows = store.db.execute(
-        "SELECT id, question, answer, indicator, norm_hash FROM pairs ORDER BY id"
-    ).fetchall()
+    rows = q.all_pairs_for_evaluation(store.db)
     hashes = [(text_hash(r[1]), text_hash(r[2])) for r in rows]
     stored = q.load_embeddings(store.db, model_id, [h for pair in hashes for h in pair])
     keep = [i for i, (qh, ah) in enumerate(hashes) if qh in stored and ah in stored]
@@ -99,10 +96,7 @@ def _load_sides(
 
 def _clusters(store: Store) -> dict[int, int]:
     """Pair id -> the kept pair of its duplicate cluster (absent: kept itself)."""
-    return {
-        int(pid): int(kept)
-        for pid, kept in store.db.execute("SELECT pair_id, duplicate_of FROM duplicates")
-    }
+    return q.duplicate_of_map(store.db)
 
 
 def _relevant(

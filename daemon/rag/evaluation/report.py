@@ -72,6 +72,7 @@ def render_markdown(report: dict[str, Any], chart: str | None) -> str:
 
 def render_chart(report: dict[str, Any]) -> bytes:
     """Histograms of the top-hit distance of each side, with the threshold marked."""
+    # Lazy: matplotlib takes about a second to import and only `eval` draws a chart.
     import matplotlib
 
     matplotlib.use("Agg")  # files only: never a display

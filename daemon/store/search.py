@@ -1,0 +1,21 @@
+"""Queries for search: the lexical side (FTS5 BM25 over questions and answers) and the
+pairs of one catalog indicator. Functions take the sqlite-utils Database of a Store."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+
+
+def lexical_matches(db: Database, match: str, limit: int) -> list[int]:
+    """Pair ids whose text matches the FTS5 expression ``match``, best BM25 first."""
+    rows = db.execute(
+        "SELECT rowid FROM pairs_fts WHERE pairs_fts MATCH ? ORDER BY bm25(pairs_fts) LIMIT ?",
+        [match, limit],
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def pairs_of_indicator(db: Database, indicator_id: str) -> set[int]:
+    """Ids of the pairs filed under a catalog indicator."""
+    rows = db.execute("SELECT id FROM pairs WHERE indicator = ?", [indicator_id]).fetchall()
+    return {int(r[0]) for r in rows}
