@@ -30,7 +30,7 @@ from daemon.core.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML
 from daemon.core.errors import AlreadyRunningError, InboxdError
 from daemon.core.logs import get_logger
 from daemon.ops import status as status_report
-from daemon.runtime.service import Service
+from daemon.runtime.service import Service, reexec
 from daemon.runtime.wiring import open_searcher
 from daemon.search.searcher import Hit, Mode
 from daemon.search.server import ask_daemon
@@ -125,6 +125,8 @@ def run(ctx: click.Context, once: bool) -> None:
         fail(str(exc), EXIT_ERROR)
     finally:
         service.stop()
+    if service.reexec_requested:
+        reexec()
 
 
 @cli.command()
@@ -260,8 +262,8 @@ def refine(ctx: click.Context) -> None:
     config = load(ctx)
     service = Service(config)
     try:
-        pipeline = service.start(watch=False)
-        with_errors(lambda: run_corpus(pipeline.ctx, time.time()))
+        service.start(watch=False)
+        with_errors(lambda: run_corpus(service.worker_services(), time.time()))
     except AlreadyRunningError as exc:
         fail(f"{exc}. The running daemon refines on ALL_SESSIONS_COMPLETE.txt.", EXIT_RUNNING)
     finally:

@@ -42,11 +42,31 @@ class WatchConfig(_Section):
     poll_seconds: float = Field(0.25, gt=0, description="main loop tick")
 
 
+class WorkerConfig(_Section):
+    """The worker that does the long work beside the always-answering supervisor."""
+
+    chunk_texts: int = Field(
+        256, ge=1, description="texts embedded per chunk: a chunk is the unit of progress"
+    )
+    stall_seconds: float = Field(
+        45.0, gt=0, description="a worker silent this long (past its bound) stops the watchdog"
+    )
+    stop_seconds: float = Field(
+        3.0, ge=0, description="on SIGTERM, wait this long for the worker's current chunk"
+    )
+
+
 class LimitsConfig(_Section):
     max_file_bytes: int = Field(50 * 1024 * 1024, gt=0)
     max_json_depth: int = Field(32, ge=2)
     max_question_chars: int = Field(4_000, gt=0)
     max_answer_chars: int = Field(40_000, gt=0)
+
+
+class DatabaseConfig(_Section):
+    busy_timeout_seconds: float = Field(
+        30.0, gt=0, description="wait this long for another writer's lock, then retry later"
+    )
 
 
 class RetryConfig(_Section):
@@ -188,8 +208,10 @@ class Config(BaseSettings):
     log_file_backups: int = Field(5, ge=1, le=100)
     catalog_path: Path | None = None
     watch: WatchConfig = WatchConfig()
+    worker: WorkerConfig = WorkerConfig()
     limits: LimitsConfig = LimitsConfig()
     retry: RetryConfig = RetryConfig()
+    database: DatabaseConfig = DatabaseConfig()
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
     dedup: DedupConfig = DedupConfig()
     scoring: ScoringConfig = ScoringConfig()
@@ -315,6 +337,11 @@ DEFAULT_CONFIG_TOML = """\
 # rescan_seconds = 60.0      # full rescan of inbox/ and outbox/ (events can be missed)
 # poll_seconds = 0.25        # main loop tick
 
+[worker]
+# chunk_texts = 256          # texts embedded per chunk: a chunk is the unit of progress
+# stall_seconds = 45.0       # a worker silent this long (past its bound) stops the watchdog
+# stop_seconds = 3.0         # on SIGTERM, wait this long for the worker's current chunk
+
 [limits]
 # max_file_bytes = 52428800  # larger files are rejected whole
 # max_json_depth = 32        # deeper nesting is rejected whole
@@ -325,6 +352,9 @@ DEFAULT_CONFIG_TOML = """\
 # max_attempts = 5           # transient failures, then parked until `inboxd retry`
 # base_seconds = 2.0         # exponential backoff with jitter
 # max_seconds = 600.0
+
+[database]
+# busy_timeout_seconds = 30.0  # wait this long for another writer's lock, then retry later
 
 [embeddings]
 # provider = "local"         # "local" (offline all-MiniLM-L6-v2) or "gemini"

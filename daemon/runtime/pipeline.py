@@ -1,29 +1,25 @@
-"""One iteration of the daemon's work, with time passed in: take in settled files,
-then move one batch one state on. The service loop and ``run --once`` both call it."""
+"""The supervisor's share of the work, one step at a time with time passed in: see
+files, take in the settled ones, and move new batches through the intake stages to
+``imported`` (milliseconds each). Everything after ``imported`` is the worker's
+(:mod:`daemon.runtime.worker`)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import time
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from daemon.core.errors import InputError, InvalidTransitionError, PermanentError, TransientError
+from daemon.core.errors import InputError
 from daemon.core.logs import Event
-from daemon.core.records import Batch
 from daemon.ingest.agent_files import SIGNAL_ALL_COMPLETE, parse_status
 from daemon.ingest.layout import FileKind, classify, open_regular, walk
+from daemon.runtime.mover import BatchMover
 from daemon.runtime.settle_tracker import SettleTracker
 from daemon.services import Services
 from daemon.stages import Stage
-from daemon.stages.corpus_run import run_corpus
-from daemon.states import BatchState
-
-#: The states before a batch's pairs are in the corpus; batches in them go first.
-_INGEST = frozenset({BatchState.DETECTED, BatchState.SETTLED, BatchState.VALIDATED})
+from daemon.states import INTAKE, BatchState
 
 
 class _Snapshot(NamedTuple):
@@ -33,11 +29,12 @@ class _Snapshot(NamedTuple):
 
 
 class Pipeline:
-    """Settled files in, batches moved along the state machine."""
+    """Settled files in, new batches moved through the intake stages."""
 
     def __init__(self, ctx: Services, stages: dict[BatchState, Stage]) -> None:
         self.ctx = ctx
-        self.stages = stages
+        self.stages = {state: stage for state, stage in stages.items() if state in INTAKE}
+        self.mover = BatchMover(ctx, self.stages)
         self.tracker = SettleTracker(ctx.config.watch.settle_seconds)
         self._refused: set[tuple[Path, int]] = set()
 
@@ -145,128 +142,15 @@ class Pipeline:
             self._refused.add(key)
             self.ctx.log.warning(Event.FILE_REFUSED, path=str(path), reason=exc.reason)
 
-    # -- moving batches ----------------------------------------------------------------
-
-    def advance_one(self, now: float) -> Batch | None:
-        """Move one batch one state on: the oldest still being ingested, else the oldest
-        workable one; None when there is nothing to do."""
-        store, log = self.ctx.store, self.ctx.log
-        workable = list(self.stages)
-        # Ingest first: its steps take milliseconds, so a new file's pairs reach the
-        # corpus without queueing behind the embedding of every earlier batch.
-        ingest = [state for state in workable if state in _INGEST]
-        batch = (store.next_workable(now, ingest) if ingest else None) or store.next_workable(
-            now, workable
-        )
-        if batch is None:
-            return None
-        if batch.state is BatchState.FAILED:
-            batch = store.resume(batch, now=now)
-        stage = self.stages.get(batch.state)
-        if stage is None:
-            return None
-        started = time.monotonic()
-        try:
-            moved = stage(batch, self.ctx, now)
-        except TransientError as exc:
-            return self._fail(batch, str(exc), now)
-        except InvalidTransitionError:
-            raise
-        except PermanentError as exc:
-            return self._fail(batch, str(exc), now, park=True)
-        except Exception as exc:
-            log.exception(
-                Event.BATCH_TRANSITION,
-                batch=batch.id,
-                path=batch.path,
-                state=str(batch.state),
-                error=repr(exc),
-            )
-            return self._fail(batch, f"unexpected error: {exc!r}", now)
-        log.info(
-            Event.BATCH_TRANSITION,
-            batch=moved.id,
-            path=moved.path,
-            from_state=str(batch.state),
-            state=str(moved.state),
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-            **self._counts(moved),
-        )
-        return moved
-
-    def _counts(self, batch: Batch) -> dict[str, int]:
-        if batch.state not in (BatchState.VALIDATED, BatchState.IMPORTED):
-            return {}
-        row = self.ctx.store.db.table("batches").get(batch.id)
-        keys = (
-            ("pairs_valid", "pairs_invalid")
-            if batch.state is BatchState.VALIDATED
-            else ("pairs_valid", "pairs_new")
-        )
-        return {key: row[key] for key in keys if row[key] is not None}
-
-    def _fail(self, batch: Batch, error: str, now: float, park: bool = False) -> Batch:
-        retry = self.ctx.config.retry
-        failed = self.ctx.store.fail(
-            batch,
-            error,
-            now=now,
-            max_attempts=1 if park else retry.max_attempts,
-            base_seconds=retry.base_seconds,
-            max_seconds=retry.max_seconds,
-        )
-        event = (
-            Event.BATCH_PARKED if failed.next_attempt_at is None else (Event.BATCH_RETRY_SCHEDULED)
-        )
-        self.ctx.log.warning(
-            event,
-            batch=batch.id,
-            path=batch.path,
-            state=str(batch.state),
-            error=error,
-            attempts=failed.attempts,
-            retry_in_s=None
-            if failed.next_attempt_at is None
-            else round(failed.next_attempt_at - now, 1),
-        )
-        return failed
+    # -- moving new batches --------------------------------------------------------------
 
     def step(self, now: float) -> bool:
-        """Take in complete files, then move one batch (or, with no batch to move, run
-        the corpus-level work a signal asked for); True if anything happened."""
+        """Take in complete files, then move one new batch one intake step on; True if
+        anything happened."""
         took = self.take_settled(now)
-        moved = self.advance_one(now)
-        if moved is None and not took:
-            return self.corpus_work(now)
-        return True
+        moved = self.mover.advance_one(now)
+        return bool(took) or moved is not None
 
-    def corpus_work(self, now: float) -> bool:
-        """On ``ALL_SESSIONS_COMPLETE.txt``: the corpus-wide refinement, once per signal."""
-        # Long-running work owned by other modules (polling a remote batch job, say)
-        # gets a turn whenever no batch is waiting; each returns True if it did work.
-        ticked = [self._guarded(tick, now, "idle work") for tick in self.ctx.hooks.idle_work]
-        # A pipeline that stops before the embeddings (tests of intake) has no corpus.
-        signals = self.ctx.store.unhandled_signals(SIGNAL_ALL_COMPLETE)
-        if BatchState.EMBEDDED not in self.stages or not signals:
-            return any(ticked)
-        # Handled even when the run fails: retrying it every tick would spin, and a
-        # restart would fail the same way; `inboxd refine` runs it again by hand.
-        self._guarded(partial(run_corpus, self.ctx), now, "corpus run")
-        for signal in signals:
-            self.ctx.store.mark_signal_handled(signal["id"], now)
-        return True
-
-    def _guarded(self, work: Callable[[float], Any], now: float, what: str) -> bool:
-        """Run corpus-level ``work``; an error is logged, never the daemon's end."""
-        try:
-            return bool(work(now))
-        except Exception as exc:
-            self.ctx.log.exception(Event.CORPUS_WORK_FAILED, work=what, error=repr(exc))
-            return False
-
-    def idle(self) -> bool:
-        """Nothing pending in the tracker and no batch a stage can move now."""
-        return (
-            len(self.tracker) == 0
-            and self.ctx.store.next_workable(time.time(), list(self.stages)) is None
-        )
+    def idle(self, now: float | None = None) -> bool:
+        """Nothing pending in the tracker and no new batch to move now."""
+        return len(self.tracker) == 0 and self.mover.idle(time.time() if now is None else now)

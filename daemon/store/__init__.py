@@ -30,17 +30,17 @@ _RETRYABLE_SQLITE = ("database is locked", "disk i/o error", "database or disk i
 class Store:
     """The SQLite database of one root."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False, timeout: float = 30.0) -> None:
         self.path = path
         self.readonly = readonly
         try:
             if readonly:
                 conn = sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False
+                    f"file:{path}?mode=ro", uri=True, timeout=timeout, check_same_thread=False
                 )
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+                conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False)
             self.db = Database(conn, execute_plugins=False)
             if not readonly:
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -67,16 +67,22 @@ class Store:
         try:
             yield self.db
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise translate(exc, "a database write failed") from exc
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise translate(exc, "cannot commit") from exc
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back (after SQLITE_FULL, say): a ROLLBACK then
+        # raises "no transaction is active" and would hide the error that matters.
+        if self.db.conn.in_transaction:
+            self.db.conn.execute("ROLLBACK")
 
     # -- the state machine -------------------------------------------------------------
 
@@ -216,14 +222,16 @@ class Store:
         return Batch.from_row(rows[0]) if rows else None
 
     def next_workable(self, now: float, states: Sequence[BatchState]) -> Batch | None:
-        """The oldest batch a stage can move now: in one of ``states``, or failed and due."""
+        """The oldest batch a stage of ``states`` can move now: in one of them, or failed
+        in one of them and due (the supervisor and the worker each see only their own)."""
         marks = ", ".join("?" for _ in states)
         rows = list(
             self.db.query(
                 f"SELECT * FROM batches WHERE state IN ({marks})"
-                " OR (state = ? AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?)"
+                f" OR (state = ? AND resume_state IN ({marks})"
+                " AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?)"
                 " ORDER BY id LIMIT 1",
-                [*states, BatchState.FAILED, now],
+                [*states, BatchState.FAILED, *states, now],
             )
         )
         return Batch.from_row(rows[0]) if rows else None
