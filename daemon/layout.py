@@ -10,6 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from daemon.errors import InputError
+from daemon.numbers import MAX_SESSION, bounded_int
 
 
 class FileKind(StrEnum):
@@ -22,7 +23,7 @@ class FileKind(StrEnum):
 STATUS_FILE = "status.txt"
 COMPLETE_SIGNAL = "ALL_SESSIONS_COMPLETE.txt"
 FEEDBACK_DIR = "feedback"
-_ASSIGNMENT = re.compile(r"^session-(\d+)-assignment\.md$")
+_ASSIGNMENT = re.compile(r"^session-([0-9]+)-assignment\.md$")
 _TEMPORARY_SUFFIXES = (".tmp", ".part", ".swp", ".swx", ".crdownload", "~")
 
 
@@ -49,6 +50,8 @@ def classify(root: Path, path: Path) -> AgentFile | None:
         return None
     if len(parts) < 3 or any(is_temporary(part) for part in parts):
         return None
+    if FEEDBACK_DIR in parts[1:-1]:  # the daemon's own output (walk skips these folders)
+        return None
     top, agent, name = parts[0], parts[1], parts[-1]
     relpath = "/".join(parts)
     if top == "outbox":
@@ -64,9 +67,37 @@ def classify(root: Path, path: Path) -> AgentFile | None:
 
 
 def assignment_session(name: str) -> int | None:
-    """The session number of a ``session-NN-assignment.md`` file name."""
+    """The session number of a ``session-NN-assignment.md`` file name; None for other
+    names; InputError when the number is out of range."""
     match = _ASSIGNMENT.match(name)
-    return int(match.group(1)) if match else None
+    if match is None:
+        return None
+    return bounded_int(
+        match.group(1), maximum=MAX_SESSION, what="session number", name=name, position="file name"
+    )
+
+
+def is_decodable(text: str) -> bool:
+    """Whether a name read from the file system is valid UTF-8 (Python keeps the bytes
+    of one that is not as lone surrogates, which SQLite and JSON cannot store)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """``text`` with every byte that is not UTF-8 shown as ``\\xNN`` (and any other lone
+    surrogate as ``\\udNNN``): safe to log, store and show."""
+    if is_decodable(text):
+        return text
+    return "".join(
+        f"\\x{ord(char) - 0xDC00:02x}"
+        if "\udc80" <= char <= "\udcff"
+        else (f"\\u{ord(char):04x}" if "\ud800" <= char <= "\udfff" else char)
+        for char in text
+    )
 
 
 def open_regular(root: Path, path: Path) -> int:
@@ -101,7 +132,9 @@ def walk(root: Path) -> list[Path]:
         for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
             # The daemon's own feedback folders and hidden folders are not input.
             dirnames[:] = [d for d in dirnames if not is_temporary(d) and d != FEEDBACK_DIR]
-            for name in filenames:
+            # A folder (or a link to one) named like a Q&A file is listed too, to be
+            # refused with a reason rather than ignored; the files in it are still read.
+            for name in [*dirnames, *filenames]:
                 path = Path(dirpath, name)
                 if classify(root, path) is not None:
                     found.append(path)

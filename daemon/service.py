@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from daemon import __version__
+from daemon import __version__, atomic
 from daemon.config import Config
 from daemon.errors import AlreadyRunningError, ConfigError
 from daemon.logs import Event, get_logger
@@ -88,6 +88,7 @@ class Service:
         self._lock.acquire()
         for folder in (cfg.inbox_dir, cfg.outbox_dir, cfg.state_dir, cfg.archive_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        atomic.remove_leftover_temp_files((cfg.index_dir, cfg.archive_dir), self.log)
         self.store = Store(cfg.db_path)
         self.store.migrate()
         ctx = StageContext(config=cfg, store=self.store, log=self.log)

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlite_utils import Database
 
@@ -31,7 +33,7 @@ class Store:
         try:
             if readonly:
                 conn = sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False
+                    read_only_uri(path), uri=True, timeout=30, check_same_thread=False
                 )
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -351,6 +353,25 @@ class Store:
 
     def _has_progress(self, agent: str) -> bool:
         return bool(self.db.execute("SELECT 1 FROM progress WHERE agent = ?", [agent]).fetchone())
+
+
+def read_only_uri(path: Path) -> str:
+    """The URI a read-only command opens the database with.
+
+    A reader of a WAL database creates ``-wal`` and ``-shm`` when they are missing, and
+    leaves them behind; made by root (``sudo inboxd status``), they would be files the
+    daemon's user cannot open. When they are missing, no process has the database open
+    (the last one to close removes them), so a reader running as another user than the
+    file's owner opens it ``immutable``: nothing is created. Otherwise it shares the
+    existing files as usual.
+    """
+    uri = f"file:{quote(str(path))}?mode=ro"
+    quiet = not any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm"))
+    try:
+        foreign = os.geteuid() != path.stat().st_uid
+    except OSError:
+        foreign = False  # sqlite3 reports the missing file
+    return uri + "&immutable=1" if quiet and foreign else uri
 
 
 def translate(exc: sqlite3.Error, what: str) -> Exception:
