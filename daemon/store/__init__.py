@@ -4,20 +4,19 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from sqlite_utils import Database
 
 from daemon.errors import InvalidTransitionError, PermanentError, TransientError
 from daemon.records import Batch, PairError, PairRecord
 from daemon.states import BatchState, allowed
+from daemon.store import readers
 from daemon.store.schema import migrations
 
 Effects = Callable[[Database], dict[str, Any] | None]
@@ -30,10 +29,12 @@ class Store:
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
+        # The -wal/-shm a reader might create (see daemon.store.readers).
+        self._absent = readers.absent_companions(path) if readonly else []
         try:
             if readonly:
                 conn = sqlite3.connect(
-                    read_only_uri(path), uri=True, timeout=30, check_same_thread=False
+                    readers.read_only_uri(path), uri=True, timeout=30, check_same_thread=False
                 )
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +53,7 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        readers.hand_over(self.path, self._absent)
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
@@ -353,25 +355,6 @@ class Store:
 
     def _has_progress(self, agent: str) -> bool:
         return bool(self.db.execute("SELECT 1 FROM progress WHERE agent = ?", [agent]).fetchone())
-
-
-def read_only_uri(path: Path) -> str:
-    """The URI a read-only command opens the database with.
-
-    A reader of a WAL database creates ``-wal`` and ``-shm`` when they are missing, and
-    leaves them behind; made by root (``sudo inboxd status``), they would be files the
-    daemon's user cannot open. When they are missing, no process has the database open
-    (the last one to close removes them), so a reader running as another user than the
-    file's owner opens it ``immutable``: nothing is created. Otherwise it shares the
-    existing files as usual.
-    """
-    uri = f"file:{quote(str(path))}?mode=ro"
-    quiet = not any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm"))
-    try:
-        foreign = os.geteuid() != path.stat().st_uid
-    except OSError:
-        foreign = False  # sqlite3 reports the missing file
-    return uri + "&immutable=1" if quiet and foreign else uri
 
 
 def translate(exc: sqlite3.Error, what: str) -> Exception:
