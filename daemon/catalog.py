@@ -28,6 +28,7 @@ __all__ = [
     "Catalog",
     "Indicator",
     "Session",
+    "drop_qa_suffixes",
     "load_catalog",
     "normalize_name",
     "without_trailing_number",
@@ -81,7 +82,11 @@ def _key(text: str) -> str:
     key = text.casefold().strip()
     key = _EXTENSION.sub("", key)
     key = _PARENTHESISED.sub(" ", key)
-    key = _NOT_ALNUM.sub("_", key).strip("_")
+    return drop_qa_suffixes(_NOT_ALNUM.sub("_", key).strip("_"))
+
+
+def drop_qa_suffixes(key: str) -> str:
+    """``rsi_qa_pairs``, ``rsi_q_a``, ``rsi_pairs_qa`` -> ``rsi`` (repeatedly)."""
     # Cut at an end index and slice once: ``x_qa_qa_qa...`` costs linear time.
     end = len(key)
     while cut := next((len(s) for s in _QA_SUFFIXES if key.endswith(s, 0, end)), 0):

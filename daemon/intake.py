@@ -190,4 +190,3 @@ class Intake:
 
 def _full_reason(reason: str, position: str | None) -> str:
     return f"{reason} (at {position})" if position else reason
-

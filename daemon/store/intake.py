@@ -44,4 +44,3 @@ def refusals(db: Database) -> list[dict[str, Any]]:
             " ORDER BY last_seen DESC, path"
         )
     ]
-
