@@ -30,9 +30,11 @@ def bounded_int(digits: str, *, maximum: int, what: str, name: str, position: st
     ``what``, the file ``name`` and the ``position``."""
     if not (digits.isascii() and digits.isdigit()):
         raise InputError(name, f"{what} {shown(digits)!r} is not a number", position)
-    # Length first: int() of thousands of digits is slow, and refused past 4,300.
-    if len(digits.lstrip("0")) > len(str(maximum)) or int(digits) > maximum:
+    # Length first: int() of thousands of digits is slow, and refused past 4,300
+    # (leading zeros count too: "000...0" is zero).
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > len(str(maximum)) or int(significant) > maximum:
         raise InputError(
             name, f"{what} {shown(digits)} is out of range (0 to {maximum:,})", position
         )
-    return int(digits)
+    return int(significant)

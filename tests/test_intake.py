@@ -203,6 +203,16 @@ def test_status_counts_out_of_range_are_errors_at_their_position(
     assert "out of range (0 to 10,000)" in row["reason"] and shown in row["reason"]
 
 
+def test_a_count_with_thousands_of_leading_zeros_is_read_as_its_value(root: Path) -> None:
+    """``0000...07`` (5,000 digits) is 7: bounded by its value, not refused by int()."""
+    outbox_file(root, "status.txt", "Sessions Complete: " + "0" * 5_000 + "7/43\n")
+    config = make_config(root)
+    run_once(config)
+    progress = rows(config, "SELECT sessions_complete, sessions_total FROM progress")
+    assert progress == [{"sessions_complete": 7, "sessions_total": 43}]
+    assert refused(config) == {}
+
+
 def test_an_assignment_numbered_out_of_range_is_refused(root: Path) -> None:
     """``session-99999999999999999999-assignment.md`` used to crash with OverflowError;
     now it is refused at its file name and the other assignments register."""
