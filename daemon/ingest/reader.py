@@ -31,6 +31,29 @@ _JSON_TYPES = {
     str: "a string",
 }
 _UNPARSED = object()  # json.loads gave up on the nesting: locate it by scanning
+_BLANK = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
+
+
+class DuplicateKeys(dict[str, Any]):
+    """A JSON object that named a key more than once (``json`` would silently keep the
+    last value); validation reports it at its position instead."""
+
+    def __init__(self, pairs: list[tuple[str, Any]], duplicates: list[str]) -> None:
+        super().__init__(pairs)
+        self.duplicates = duplicates
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for key, _ in pairs:
+        if key in seen and key not in repeated:
+            repeated.append(key)
+        seen.add(key)
+    return DuplicateKeys(pairs, repeated)
 
 
 @dataclass
@@ -53,7 +76,7 @@ def parse_bytes(name: str, data: bytes, *, max_bytes: int, max_depth: int) -> Pa
     text = _decode(name, data)
     if name.lower().endswith(".jsonl"):
         return _parse_lines(name, text, max_depth)
-    return _unwrap(name, _load(name, text, max_depth, line_offset=0))
+    return _unwrap(name, _load(name, text, max_depth, line_offset=0), text)
 
 
 def _decode(name: str, data: bytes) -> str:
@@ -73,7 +96,7 @@ def _decode(name: str, data: bytes) -> str:
 
 def _load(name: str, text: str, max_depth: int, line_offset: int) -> Any:
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
         raise InputError(
             name,
@@ -104,9 +127,42 @@ def _load(name: str, text: str, max_depth: int, line_offset: int) -> Any:
 
 def _long_number_at(text: str) -> tuple[int, int]:
     """Line and column of the first integer with more digits than ``int()`` accepts."""
-    match = re.search(rf"\d{{{sys.get_int_max_str_digits() + 1},}}", text)
-    start = match.start() if match else 0
-    return text.count("\n", 0, start) + 1, start - (text.rfind("\n", 0, start) + 1) + 1
+    # Entered only at the start of a run of digits: linear, not quadratic, in the text.
+    match = re.search(rf"(?<![0-9])[0-9]{{{sys.get_int_max_str_digits() + 1}}}", text)
+    return _line_column(text, match.start() if match else 0)
+
+
+def _line_column(text: str, index: int) -> tuple[int, int]:
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _skip_blank(text: str, index: int) -> int:
+    match = _BLANK.match(text, index)
+    return match.end() if match else index
+
+
+def _second_key_at(text: str, key: str) -> tuple[int, int] | None:
+    """Line and column where the top-level object names ``key`` a second time.
+
+    Only called for a document that parsed: its members are stepped over by the C
+    parser, so this is as fast as parsing it again.
+    """
+    scan = json.JSONDecoder().raw_decode
+    index = _skip_blank(text, 0)
+    if not text.startswith("{", index):
+        return None
+    index, seen = index + 1, 0
+    try:
+        while True:
+            start = _skip_blank(text, index)
+            name, index = scan(text, start)
+            if name == key and (seen := seen + 1) == 2:
+                return _line_column(text, start)
+            index = _skip_blank(text, index) + 1  # past the ":"
+            _, index = scan(text, _skip_blank(text, index))
+            index = _skip_blank(text, index) + 1  # past the ","
+    except json.JSONDecodeError:
+        return None
 
 
 def _depth(value: Any) -> int:
@@ -145,7 +201,16 @@ def _too_deep_at(text: str, max_depth: int) -> tuple[int, int] | None:
     return None
 
 
-def _unwrap(name: str, value: Any) -> ParsedFile:
+def _unwrap(name: str, value: Any, text: str) -> ParsedFile:
+    if isinstance(value, DuplicateKeys):
+        key = value.duplicates[0]
+        where = _second_key_at(text, key)
+        raise InputError(
+            name,
+            f"the top-level object names the key {key!r} twice; JSON would keep only the"
+            " last value, so the file is not read (name each key once)",
+            f"line {where[0]}, column {where[1]}" if where else None,
+        )
     if isinstance(value, list):
         return ParsedFile(items=[(f"[{i}]", item) for i, item in enumerate(value)])
     if isinstance(value, dict):

@@ -13,6 +13,7 @@ from rich.table import Table
 from daemon.core.config import Config
 from daemon.states import BatchState
 from daemon.store import Store
+from daemon.store import intake as intake_db
 
 
 def gather(config: Config) -> dict[str, Any]:
@@ -65,6 +66,7 @@ def gather(config: Config) -> dict[str, Any]:
             "pairs": db.execute("SELECT count(*) FROM pairs").fetchone()[0],
             "invalid_items": invalid,
             "rejected": rejected,
+            "refused": intake_db.refusals(db),
             "failed": failed,
             "progress": progress,
             "all_sessions_complete": [s for s in signals if s["kind"] == "all_sessions_complete"],
@@ -166,6 +168,14 @@ def render(report: dict[str, Any], console: Console) -> None:
             table.add_column(column)
         for row in report["rejected"]:
             table.add_row(str(row["id"]), row["path"], row["reject_reason"] or "")
+        console.print(table)
+    if report["refused"]:
+        table = Table(title="Refused files (not read; the agent's feedback folder says why)")
+        for column in ("path", "reason"):
+            table.add_column(column)
+        for row in report["refused"]:
+            where = f" (at {row['position']})" if row["position"] else ""
+            table.add_row(row["path"], row["reason"] + where)
         console.print(table)
     if report["failed"]:
         table = Table(title="Failed batches (retried automatically; parked ones need `retry`)")

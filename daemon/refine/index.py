@@ -154,7 +154,9 @@ class VectorIndex:
     def save(self, folder: Path) -> None:
         """Write index and metadata atomically (the metadata last, naming the index's hash)."""
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{INDEX_FILE}.", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(
+            prefix=atomic.temp_prefix(folder / INDEX_FILE), suffix=atomic.TEMP_SUFFIX, dir=folder
+        )
         os.close(fd)
         try:
             with self._lock:

@@ -5,27 +5,18 @@ files, take in the settled ones, and move new batches through the intake stages 
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
 from pathlib import Path
-from typing import NamedTuple
 
-from daemon.core.errors import InputError
 from daemon.core.logs import Event
 from daemon.ingest.agent_files import SIGNAL_ALL_COMPLETE, parse_status
-from daemon.ingest.layout import FileKind, classify, open_regular, walk
+from daemon.ingest.layout import FileKind, classify, walk
+from daemon.runtime.intake import Intake, Snapshot
 from daemon.runtime.mover import BatchMover
 from daemon.runtime.settle_tracker import SettleTracker
 from daemon.services import Services
 from daemon.stages import Stage
 from daemon.states import INTAKE, BatchState
-
-
-class _Snapshot(NamedTuple):
-    data: bytes  # at most the size limit (plus one byte, to tell it was passed)
-    sha256: str  # of the whole file
-    size: int
 
 
 class Pipeline:
@@ -36,7 +27,7 @@ class Pipeline:
         self.stages = {state: stage for state, stage in stages.items() if state in INTAKE}
         self.mover = BatchMover(ctx, self.stages)
         self.tracker = SettleTracker(ctx.config.watch.settle_seconds)
-        self._refused: set[tuple[Path, int]] = set()
+        self.intake = Intake(ctx)
 
     # -- seeing files ------------------------------------------------------------------
 
@@ -52,40 +43,17 @@ class Pipeline:
         paths = walk(self.ctx.config.root)
         for path in paths:
             self.observe(path, now)
+        self.intake.prune(paths)
         self.ctx.log.debug(Event.SCAN_COMPLETED, files=len(paths))
         return len(paths)
 
     def take_settled(self, now: float) -> int:
-        """Hand every complete file to its handler; returns how many were new."""
-        taken = 0
-        for path in self.tracker.due(now):
-            agent_file = classify(self.ctx.config.root, path)
-            if agent_file is None:
-                continue
-            try:
-                snap = self._read(path)
-            except InputError as exc:
-                self._refuse(path, exc)
-                continue
-            except OSError:
-                continue  # vanished or unreadable for now: the next scan sees it again
-            taken += self._take(agent_file.kind, agent_file.agent, agent_file.relpath, snap, now)
-        return taken
+        """Hand every complete file to its handler; returns how many were new. Anything
+        one file raises makes that file refused (see daemon.runtime.intake), never stops
+        this."""
+        return sum(self.intake.take(path, now, self._take) for path in self.tracker.due(now))
 
-    def _read(self, path: Path) -> _Snapshot:
-        fd = open_regular(self.ctx.config.root, path)
-        with os.fdopen(fd, "rb") as handle:
-            # Hash the whole file but keep at most the limit in memory.
-            digest, size, kept = hashlib.sha256(), 0, bytearray()
-            limit = self.ctx.config.limits.max_file_bytes
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-                if len(kept) <= limit:
-                    kept += chunk
-            return _Snapshot(bytes(kept[: limit + 1]), digest.hexdigest(), size)
-
-    def _take(self, kind: FileKind, agent: str, relpath: str, snap: _Snapshot, now: float) -> int:
+    def _take(self, kind: FileKind, agent: str, relpath: str, snap: Snapshot, now: float) -> int:
         store, log = self.ctx.store, self.ctx.log
         data, sha256, size = snap
         if kind is FileKind.QA:
@@ -107,7 +75,7 @@ class Pipeline:
             return 1
         text = data.decode("utf-8", errors="replace")
         if kind is FileKind.STATUS:
-            progress = parse_status(text)
+            progress = parse_status(text, relpath)
             if store.record_progress(agent, {**progress, "path": relpath, "seen_at": now}):
                 log.info(
                     Event.PROGRESS_UPDATED,
@@ -135,12 +103,6 @@ class Pipeline:
             return 0
         handler = self.ctx.hooks.on_assignment if kind is FileKind.ASSIGNMENT else None
         return int(handler(agent, relpath, text, now)) if handler else 0
-
-    def _refuse(self, path: Path, exc: InputError) -> None:
-        key = (path, hash(exc.reason))
-        if key not in self._refused:  # once per path and reason, not every rescan
-            self._refused.add(key)
-            self.ctx.log.warning(Event.FILE_REFUSED, path=str(path), reason=exc.reason)
 
     # -- moving new batches --------------------------------------------------------------
 

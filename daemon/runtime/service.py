@@ -25,6 +25,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from daemon import __version__
+from daemon.core import atomic
 from daemon.core.config import Config
 from daemon.core.errors import AlreadyRunningError, ConfigError
 from daemon.core.heartbeat import Heartbeat
@@ -135,6 +136,7 @@ class Service:
         self._lock.acquire()
         for folder in (cfg.inbox_dir, cfg.outbox_dir, cfg.state_dir, cfg.archive_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        atomic.remove_leftover_temp_files((cfg.index_dir, cfg.archive_dir), self.log)
         timeout = cfg.database.busy_timeout_seconds
         self.store = Store(cfg.db_path, timeout=timeout)
         self.store.migrate()
@@ -298,10 +300,14 @@ class Service:
     def stop(self) -> None:
         """Stop the worker at its next chunk boundary (or leave it behind if it is
         blocked past ``[worker] stop_seconds``), stop watching, close, unlock."""
-        if self.worker is not None and not self.worker.stop(self.config.worker.stop_seconds):
-            # A call in flight (a hung API) is abandoned: everything it had done is in
-            # SQLite, and a remote job was recorded before it was submitted.
-            self.log.warning(Event.WORKER_ABANDONED, waited_s=self.config.worker.stop_seconds)
+        if self.worker is not None:
+            if self.worker.stop(self.config.worker.stop_seconds):
+                self.worker.ctx.store.close()
+            else:
+                # A call in flight (a hung API) is abandoned with its connection:
+                # everything it had done is in SQLite, and a remote job was recorded
+                # before it was submitted.
+                self.log.warning(Event.WORKER_ABANDONED, waited_s=self.config.worker.stop_seconds)
         if self.watcher is not None:
             self.watcher.stop()
         if self.search_server is not None:

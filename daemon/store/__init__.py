@@ -16,6 +16,7 @@ from sqlite_utils import Database
 from daemon.core.errors import InvalidTransitionError, PermanentError, TransientError
 from daemon.core.records import Batch, PairError, PairRecord
 from daemon.states import BatchState, allowed
+from daemon.store import readers
 from daemon.store.schema import migrations
 
 #: The handle a transaction's effects and the named queries get. Stages name this
@@ -33,10 +34,12 @@ class Store:
     def __init__(self, path: Path, *, readonly: bool = False, timeout: float = 30.0) -> None:
         self.path = path
         self.readonly = readonly
+        # The -wal/-shm a reader might create (see daemon.store.readers).
+        self._absent = readers.absent_companions(path) if readonly else []
         try:
             if readonly:
                 conn = sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, timeout=timeout, check_same_thread=False
+                    readers.read_only_uri(path), uri=True, timeout=timeout, check_same_thread=False
                 )
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +58,7 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        readers.hand_over(self.path, self._absent)
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
