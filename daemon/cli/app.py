@@ -30,7 +30,7 @@ from daemon.core.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML
 from daemon.core.errors import AlreadyRunningError, InboxdError
 from daemon.core.logs import get_logger
 from daemon.ops import status as status_report
-from daemon.runtime.service import Service, reexec
+from daemon.runtime.service import Service, exit_now, reexec
 from daemon.runtime.wiring import open_searcher
 from daemon.search.searcher import Hit, Mode
 from daemon.search.server import ask_daemon
@@ -127,6 +127,8 @@ def run(ctx: click.Context, once: bool) -> None:
         service.stop()
     if service.reexec_requested:
         reexec()
+    if service.worker_abandoned:
+        exit_now(0)
 
 
 @cli.command()

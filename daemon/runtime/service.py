@@ -114,6 +114,9 @@ class Service:
         self.reload_requested = False
         #: Set when SIGHUP brought a changed config: the caller re-executes after stop().
         self.reexec_requested = False
+        #: Set when stop() left a blocked worker behind: the caller ends the process
+        #: without the interpreter's shutdown, which would wait on (or abort in) it.
+        self.worker_abandoned = False
         self._reload_config = reload_config
         self._stages = stages
         self._build_services = services
@@ -307,6 +310,7 @@ class Service:
                 # A call in flight (a hung API) is abandoned with its connection:
                 # everything it had done is in SQLite, and a remote job was recorded
                 # before it was submitted.
+                self.worker_abandoned = True
                 self.log.warning(Event.WORKER_ABANDONED, waited_s=self.config.worker.stop_seconds)
         if self.watcher is not None:
             self.watcher.stop()
@@ -373,6 +377,15 @@ class Service:
         pairs = self.store.db.execute("SELECT count(*) FROM pairs").fetchone()[0]
         workable = list(self._stages or ())
         return f"{pairs} pairs, {self.store.unfinished_count(workable)} batches in progress"
+
+
+def exit_now(code: int = 0) -> None:
+    """End the process at once with ``code``, its output flushed: used when a worker
+    thread is still blocked (in a hung call, or inside a native library that aborts if
+    the interpreter finalises around it). Everything it did is already in SQLite."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def reexec() -> None:
