@@ -4,6 +4,7 @@ nothing, and systemd's watchdog is fed only while the worker shows signs of life
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -14,11 +15,13 @@ from typing import Any
 import pytest
 from conftest import (
     Daemon,
+    assert_consistent,
     db_path,
     drop,
     encode_qa,
     qa_pairs,
     query,
+    run_cli,
     scalar,
     wait_until,
 )
@@ -268,3 +271,82 @@ def test_a_step_that_raises_is_logged_retried_and_the_daemon_goes_on(root: Path)
         e for e in logs if e["event"] == "batch.retry_scheduled" and "boom" in e.get("error", "")
     ]
     assert failed["state"] == "imported"
+
+
+# -- a hung API and SIGKILLs in the middle of long work ---------------------------------
+
+
+def test_a_hung_gemini_api_holds_up_neither_intake_nor_sigterm(
+    root: Path, make_daemon: Callable[..., Daemon]
+) -> None:
+    """Every embedding request hangs: a new file is still imported at once, SIGTERM ends
+    the daemon with exit 0 within 5 s (the call in flight abandoned), and after a restart
+    with the API back every pair is embedded once and indexed."""
+    from gemini_fake import FakeGemini
+
+    with FakeGemini() as fake:
+        fake.hang(match="*mbed*", times=None, seconds=60)
+        env = {
+            "INBOXD_EMBEDDINGS__PROVIDER": "gemini",
+            "INBOXD_GEMINI__BASE_URL": fake.url,
+            "INBOXD_GEMINI__TIMEOUT_SECONDS": "30",
+            "GEMINI_API_KEY": fake.api_key or "",
+        }
+        daemon = make_daemon(root, **env).start()
+        first, second = "outbox/droid/rsi_qa_pairs.json", "outbox/droid/macd_qa_pairs.json"
+        drop(root / first, encode_qa(qa_pairs("rsi", 5)))
+        daemon.wait_until(lambda: fake.requests_to("*mbed*"), what="a hung request")
+        dropped = time.monotonic()
+        drop(root / second, encode_qa(qa_pairs("macd", 5)))
+        daemon.wait_until(lambda: _batch_reached(root, second, "imported"), what="imported")
+        assert time.monotonic() - dropped < 10
+
+        sent = time.monotonic()
+        assert daemon.terminate() == 0
+        assert time.monotonic() - sent < 5
+        assert daemon.events("worker.abandoned")
+
+        fake.clear_faults()
+        daemon.start()
+        daemon.wait_until(
+            lambda: query(root, "SELECT DISTINCT state FROM batches") == [("indexed",)],
+            what="everything indexed",
+        )
+        assert daemon.terminate() == 0
+    assert _embedded_twice(root) == 0
+    assert scalar(root, "SELECT count(*) FROM pairs") == 10
+
+
+def test_sigkill_between_embedding_chunks_loses_nothing_and_embeds_nothing_twice(
+    root: Path, make_daemon: Callable[..., Daemon]
+) -> None:
+    """A 300-pair file embedded 16 texts at a time, the daemon SIGKILLed four times in
+    the middle and restarted: every pair is stored once, every text embedded once, the
+    batch indexed and the saved index holding exactly the active pairs."""
+    daemon = make_daemon(root, INBOXD_WORKER__CHUNK_TEXTS="16")
+    path = "outbox/droid/adx_qa_pairs.json"
+    drop(root / path, encode_qa(qa_pairs("adx", 300)))
+    seen = 0
+    for _ in range(4):
+        daemon.start()
+        daemon.wait_until(
+            lambda seen=seen: scalar(root, "SELECT count(*) FROM embeddings") > seen + 16,
+            timeout=300,
+            what="another chunk",
+        )
+        daemon.kill()
+        seen = scalar(root, "SELECT count(*) FROM embeddings")
+        assert _embedded_twice(root) == 0
+    daemon.start()
+    daemon.wait_until(
+        lambda: query(root, "SELECT state FROM batches") == [("indexed",)],
+        timeout=600,
+        what="indexed",
+    )
+    assert daemon.terminate() == 0
+    assert scalar(root, "SELECT count(*) FROM pairs") == 300
+    assert _embedded_twice(root) == 0
+    assert_consistent(root)
+    doctor = json.loads(run_cli(root, "doctor", "--skip-model", "--json").stdout)
+    (index_check,) = [c for c in doctor["checks"] if c["name"] == "index"]
+    assert index_check["outcome"] == "ok", index_check
