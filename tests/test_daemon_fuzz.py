@@ -1,7 +1,7 @@
 """A fuzz run through a real ``inboxd run`` process (issue 11): over a thousand
 malformed files (truncated JSON, invalid UTF-8, NUL bytes, BOMs, wrong types, huge
 strings, deep nesting, empty files, folders named ``*.json``, unreadable files, FIFOs,
-links to /dev/zero and out of the root, odd and long names, names that are not UTF-8,
+links to /dev/zero, out of the root and to nothing, odd and long names, names that are not UTF-8,
 duplicate keys, NaN, numbers out of range, bad ``status.txt`` and assignments) beside
 valid ones, most there at start and some dropped while it runs.
 
@@ -160,7 +160,7 @@ class Fuzzer:
     def odd(self, agent: str) -> None:
         """Files, folders, links and names that are not plain files with plain names."""
         rng, base = self.rng, self.root / "outbox" / agent
-        choice = rng.randrange(9)
+        choice = rng.randrange(10)
         if choice == 0:
             name = self.name("folder")
             (base / name).mkdir(parents=True)
@@ -188,6 +188,10 @@ class Fuzzer:
             stem = rng.choice(["new\nline", "sp ace", "back\\slash", "-dash", "ta\tb", "ü¿"])
             name = self.name(stem)
             _put(base / name, b"not json")
+        elif choice == 9:  # a link to nothing
+            name = self.name("dangling")
+            base.mkdir(parents=True, exist_ok=True)
+            (base / name).symlink_to(f"missing-{self.made}.json")
         else:  # a session folder numbered out of range: valid pairs, the path reported
             items = [self.plan.pair(agent)]
             name = self.name("session_" + "9" * 22 + "/valid_qa_pairs")

@@ -469,6 +469,25 @@ def test_a_refusal_is_logged_once_shown_in_status_and_dropped_when_fixed(root: P
         running.stop()
 
 
+def test_a_link_to_nothing_is_refused_until_its_target_arrives(root: Path) -> None:
+    """A symlink whose target is missing was dropped as "vanished" on every scan, with
+    no word to anyone; now it is refused, and taken once its target exists."""
+    link = root / "outbox" / AGENT / "later_qa_pairs.json"
+    link.parent.mkdir(parents=True)
+    link.symlink_to("missing.json")
+    relpath = f"outbox/{AGENT}/later_qa_pairs.json"
+    config = make_config(root)
+    running = Running(config)
+    try:
+        assert refused(config)[relpath]["reason"] == "refused: it links to nothing (missing.json)"
+        (link.parent / "missing.json").write_bytes(as_json(pairs(2)))
+        running.round()
+        assert latest(config, relpath)["state"] == S.IMPORTED
+        assert relpath not in refused(config)
+    finally:
+        running.stop()
+
+
 def test_a_refusal_of_a_file_that_is_gone_is_dropped_at_the_next_scan(root: Path) -> None:
     """A refused file that is removed leaves ``status`` at the next full scan."""
     link = root / "outbox" / AGENT / "passwd.json"

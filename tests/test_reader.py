@@ -327,3 +327,24 @@ def test_valid_pairs_round_trip_through_every_envelope(
         assert record.item_id == (str(item["id"]) if "id" in item else None)
         if "x_custom" in item:
             assert record.extra == {"x_custom": item["x_custom"]}
+
+
+@pytest.mark.parametrize("name", ["x.json", "x.jsonl"])
+@pytest.mark.parametrize(
+    ("extra", "suspect"),
+    [
+        ("", False),
+        (', "score": 0.5', False),
+        (', "score": NaN', True),
+        (', "m": {"v": [1e999]}', True),
+        (', "m": {"a": 1, "a": 2}', True),
+    ],
+)
+def test_the_reader_flags_files_that_may_hold_what_json_cannot(
+    name: str, extra: str, suspect: bool
+) -> None:
+    """A key named twice, NaN or Infinity anywhere marks the file for validation to look
+    for (and report) at each item; a clean file is not walked a second time."""
+    line = '{"question": "q?", "answer": "a."' + extra + "}"
+    data = (line + "\n" + json.dumps(pair(2)) + "\n") if name.endswith("l") else f"[{line}]"
+    assert parse(name, data.encode()).suspect is suspect

@@ -90,6 +90,9 @@ def open_regular(root: Path, path: Path) -> int:
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
+        if path.is_symlink():
+            target = path.readlink()
+            raise InputError(str(path), f"refused: it links to nothing ({target})") from None
         raise  # gone for now (being replaced?): callers retry, it is not bad input
     except OSError as exc:
         raise InputError(str(path), f"cannot open: {exc.strerror}") from exc

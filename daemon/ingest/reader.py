@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -63,6 +64,9 @@ class ParsedFile:
     items: list[tuple[str, Any]] = field(default_factory=list)
     file_fields: dict[str, Any] = field(default_factory=dict)
     errors: list[PairError] = field(default_factory=list)
+    # Whether some value JSON cannot hold faithfully (a key named twice, NaN or
+    # Infinity) may be in the items; False only when the reader saw there is none.
+    suspect: bool = True
 
 
 def parse_bytes(name: str, data: bytes, *, max_bytes: int, max_depth: int) -> ParsedFile:
@@ -76,7 +80,10 @@ def parse_bytes(name: str, data: bytes, *, max_bytes: int, max_depth: int) -> Pa
     text = _decode(name, data)
     if name.lower().endswith(".jsonl"):
         return _parse_lines(name, text, max_depth)
-    return _unwrap(name, _load(name, text, max_depth, line_offset=0), text)
+    value, suspect = _load(name, text, max_depth, line_offset=0)
+    parsed = _unwrap(name, value, text)
+    parsed.suspect = suspect
+    return parsed
 
 
 def _decode(name: str, data: bytes) -> str:
@@ -94,7 +101,8 @@ def _decode(name: str, data: bytes) -> str:
         ) from exc
 
 
-def _load(name: str, text: str, max_depth: int, line_offset: int) -> Any:
+def _load(name: str, text: str, max_depth: int, line_offset: int) -> tuple[Any, bool]:
+    """The value of one JSON text, and whether it is suspect (see ParsedFile)."""
     try:
         value = json.loads(text, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
@@ -112,7 +120,8 @@ def _load(name: str, text: str, max_depth: int, line_offset: int) -> Any:
         ) from exc
     except RecursionError:
         value = _UNPARSED  # nested far beyond any limit: locate it below
-    if value is _UNPARSED or _depth(value) > max_depth:
+    depth, suspect = (max_depth + 1, True) if value is _UNPARSED else _shape(value)
+    if depth > max_depth:
         where = _too_deep_at(text, max_depth)
         if where is None:  # the parser's own limit is below ours
             raise InputError(name, "nested too deeply for the JSON parser")
@@ -122,7 +131,7 @@ def _load(name: str, text: str, max_depth: int, line_offset: int) -> Any:
             f"nested deeper than {max_depth} levels",
             f"line {line + line_offset}, column {column}",
         )
-    return value
+    return value, suspect
 
 
 def _long_number_at(text: str) -> tuple[int, int]:
@@ -165,15 +174,20 @@ def _second_key_at(text: str, key: str) -> tuple[int, int] | None:
         return None
 
 
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
+def _shape(value: Any) -> tuple[int, bool]:
+    """How deep ``value`` nests, and whether it holds a key named twice or a float that
+    is not finite (one walk, so a clean file costs no second look)."""
+    deepest, suspect, stack = 0, False, [(value, 1)]
     while stack:
         node, depth = stack.pop()
         if isinstance(node, dict | list):
             deepest = max(deepest, depth)
+            suspect = suspect or isinstance(node, DuplicateKeys)
             children = node.values() if isinstance(node, dict) else node
             stack.extend((child, depth + 1) for child in children)
-    return deepest
+        elif isinstance(node, float) and not math.isfinite(node):
+            suspect = True
+    return deepest, suspect
 
 
 def _too_deep_at(text: str, max_depth: int) -> tuple[int, int] | None:
@@ -234,14 +248,16 @@ def _unwrap(name: str, value: Any, text: str) -> ParsedFile:
 
 
 def _parse_lines(name: str, text: str, max_depth: int) -> ParsedFile:
-    parsed = ParsedFile()
+    parsed = ParsedFile(suspect=False)
     # Only "\n" ends a line: JSON text may hold U+2028 and other characters that
     # str.splitlines() would split on.
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            parsed.items.append((f"line {number}", _load(name, line, max_depth, number - 1)))
+            value, suspect = _load(name, line, max_depth, number - 1)
+            parsed.items.append((f"line {number}", value))
+            parsed.suspect = parsed.suspect or suspect
         except InputError as exc:
             parsed.errors.append(PairError(f"line {number}", exc.reason + _column(exc)))
     return parsed

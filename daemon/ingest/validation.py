@@ -196,7 +196,7 @@ def validate_items(
         if not isinstance(item, dict):
             errors.append(PairError(position, f"expected an object, found {type(item).__name__}"))
             continue
-        if problem := _json_problem(item):
+        if parsed.suspect and (problem := _json_problem(item)):
             errors.append(PairError(position, problem))
             continue
         try:

@@ -54,7 +54,8 @@ class Intake:
             row["path"]: (_full_reason(row["reason"], row["position"]), row["agent"])
             for row in refusals_db.refusals(ctx.store.db)
         }
-        self._deferred: set[tuple[str, str]] = set()
+        # path -> the transient error last logged for it (until it is taken or refused).
+        self._deferred: dict[str, str] = {}
 
     def take(self, path: Path, now: float, record: Recorder) -> int:
         """Read ``path`` and record it; 0 if it was not new, refused or deferred."""
@@ -89,6 +90,7 @@ class Intake:
             return 0
         if stamp is not None:
             self._oversized[path] = stamp
+        self._deferred.pop(shown, None)
         self._accepted(found)
         return taken
 
@@ -118,6 +120,7 @@ class Intake:
     ) -> None:
         """Refuse a file: log once, record for ``status``, tell the agent. Never raises."""
         path = printable(found.relpath)
+        self._deferred.pop(path, None)
         reason = _full_reason(error.reason, error.position)
         if self._refused.get(path, (None, None))[0] == reason:
             return
@@ -173,14 +176,18 @@ class Intake:
                 feedback.remove_refusal(self.ctx.config.inbox_dir, agent=agent, relpath=path)
 
     def prune(self, present: Iterable[Path]) -> None:
-        """After a full scan: forget refusals of files that are no longer there."""
+        """After a full scan: forget what is kept about files that are no longer there
+        (their refusals, their size stamps, their deferrals)."""
         root = self.ctx.config.root
-        here = {printable(found.relpath) for p in present if (found := classify(root, p))}
+        paths = set(present)
+        here = {printable(found.relpath) for p in paths if (found := classify(root, p))}
         self.forget([path for path in self._refused if path not in here])
+        self._oversized = {p: s for p, s in self._oversized.items() if p in paths}
+        self._deferred = {p: e for p, e in self._deferred.items() if p in here}
 
     def _defer(self, path: str, error: str) -> None:
-        if (path, error) not in self._deferred:  # once, not on every scan
-            self._deferred.add((path, error))
+        if self._deferred.get(path) != error:  # once, not on every scan
+            self._deferred[path] = error
             self.ctx.log.warning(Event.FILE_DEFERRED, path=path, error=error)
 
     @property
