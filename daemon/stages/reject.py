@@ -7,6 +7,7 @@ from daemon.core.logs import Event
 from daemon.core.records import Batch, PairError
 from daemon.ingest.feedback import write_feedback
 from daemon.services import Services
+from daemon.stages.indexing import bring_index_in_step
 from daemon.states import BatchState
 from daemon.store import Connection
 
@@ -43,4 +44,9 @@ def reject(
         ctx.store.record_errors(db, batch.id, pair_errors or [])
         return {"reason": reason}
 
-    return ctx.store.advance(batch, BatchState.REJECTED, now=now, effects=effects)
+    rejected = ctx.store.advance(batch, BatchState.REJECTED, now=now, effects=effects)
+    if ctx.store.has_older_version(batch):
+        # The older version this one superseded took its pairs out of the corpus and
+        # may have re-homed clusters; no later stage of this batch will sync the index.
+        bring_index_in_step(ctx)
+    return rejected
