@@ -61,7 +61,12 @@ class Pipeline:
             if latest is not None and latest.sha256 == sha256:
                 return 0
             batch, superseded = store.create_batch(
-                agent=agent, path=relpath, sha256=sha256, size=size, now=now
+                agent=agent,
+                path=relpath,
+                sha256=sha256,
+                size=size,
+                now=now,
+                on_supersede=self.ctx.rehome_clusters,
             )
             log.info(
                 Event.FILE_DETECTED,

@@ -25,7 +25,9 @@ from daemon.runtime.mover import BatchMover
 from daemon.services import Services
 from daemon.stages import Stage
 from daemon.stages.corpus_run import run_corpus
+from daemon.stages.indexing import bring_index_in_step
 from daemon.states import INTAKE, BatchState
+from daemon.store import meta
 
 #: Longest wait after repeated failing steps (a database that stays locked, say).
 MAX_BACKOFF_SECONDS = 60.0
@@ -69,6 +71,8 @@ class Worker:
         # Long-running work owned by other modules (polling a remote batch job, say)
         # gets a turn whenever no batch is waiting; each returns True if it did work.
         ticked = [self._guarded(tick, now, "idle work") for tick in self.ctx.hooks.idle_work]
+        if self.refines:
+            ticked.append(self._guarded(self._index_in_step, now, "index sync"))
         signals = self.ctx.store.unhandled_signals(SIGNAL_ALL_COMPLETE) if self.refines else []
         if not signals:
             return any(ticked)
@@ -78,6 +82,17 @@ class Worker:
         self._guarded(partial(run_corpus, self.ctx), now, "corpus run")
         for signal in signals:
             self.ctx.store.mark_signal_handled(signal["id"], now)
+        return True
+
+    def _index_in_step(self, now: float) -> bool:
+        """Sync the index when the intake marked it stale (a rejected new version)."""
+        store = self.ctx.store
+        marked = meta.value(store.db, meta.INDEX_STALE)
+        if marked is None:
+            return False
+        bring_index_in_step(self.ctx)
+        with store.transaction() as db:  # a mark made meanwhile stays for the next turn
+            meta.delete(db, meta.INDEX_STALE, if_value=marked)
         return True
 
     def _guarded(self, work: Callable[[float], Any], now: float, what: str) -> bool:

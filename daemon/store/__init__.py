@@ -24,6 +24,9 @@ from daemon.store.schema import migrations
 Connection = Database
 
 Effects = Callable[[Connection], dict[str, Any] | None]
+#: Runs inside the transaction that supersedes batches: (db, their ids, now). A dict it
+#: returns joins the detail of the new version's ``detected`` row; raising rolls back.
+OnSupersede = Callable[[Connection, list[int], float], dict[str, Any] | None]
 
 _RETRYABLE_SQLITE = ("database is locked", "disk i/o error", "database or disk is full")
 
@@ -91,11 +94,20 @@ class Store:
     # -- the state machine -------------------------------------------------------------
 
     def create_batch(
-        self, *, agent: str, path: str, sha256: str, size: int, now: float
+        self,
+        *,
+        agent: str,
+        path: str,
+        sha256: str,
+        size: int,
+        now: float,
+        on_supersede: OnSupersede | None = None,
     ) -> tuple[Batch, list[int]]:
         """Record a new version of ``path`` as ``detected``; supersede the older ones.
 
-        Returns the batch and the ids of the batches it superseded.
+        ``on_supersede`` (re-homing the clusters whose kept pair left, say) runs in the
+        same transaction once older versions are superseded. Returns the batch and the
+        ids of the batches it superseded.
         """
         with self.transaction() as db:
             cursor = db.execute(
@@ -104,7 +116,6 @@ class Store:
                 [agent, path, sha256, size, BatchState.DETECTED, now, now],
             )
             batch_id = int(cursor.lastrowid or 0)
-            self._record(db, batch_id, None, BatchState.DETECTED, now, {"size": size})
             older = [
                 int(row[0])
                 for row in db.execute(
@@ -114,6 +125,9 @@ class Store:
             ]
             for old_id in older:
                 self._move(db, self.batch(old_id), BatchState.SUPERSEDED, now, {"by": batch_id})
+            extra = on_supersede(db, older, now) if on_supersede and older else None
+            detail = {"size": size, **(extra or {})}
+            self._record(db, batch_id, None, BatchState.DETECTED, now, detail)
         return self.batch(batch_id), older
 
     def advance(
@@ -224,6 +238,13 @@ class Store:
             self.db.query("SELECT * FROM batches WHERE path = ? ORDER BY id DESC LIMIT 1", [path])
         )
         return Batch.from_row(rows[0]) if rows else None
+
+    def has_older_version(self, batch: Batch) -> bool:
+        """Whether an earlier version of the batch's file was recorded (and so superseded)."""
+        row = self.db.execute(
+            "SELECT 1 FROM batches WHERE path = ? AND id < ? LIMIT 1", [batch.path, batch.id]
+        ).fetchone()
+        return row is not None
 
     def next_workable(self, now: float, states: Sequence[BatchState]) -> Batch | None:
         """The oldest batch a stage of ``states`` can move now: in one of them, or failed
