@@ -43,6 +43,8 @@ class Event(StrEnum):
     SEARCH_SERVING = "search.serving"
     SEARCH_SERVED = "search.served"
     SEARCH_NOT_SERVED = "search.not_served"
+    MCP_STARTED = "mcp.started"
+    MCP_CALLED = "mcp.called"
     GAPS_DISPATCHED = "gaps.dispatched"
     INDEX_SAVED = "index.saved"
     INDEX_REBUILT = "index.rebuilt"
@@ -57,6 +59,7 @@ class Event(StrEnum):
     JOB_RECOVERED = "job.recovered"
     BUDGET_REACHED = "budget.reached"
     GEMINI_RETRY = "gemini.retry"
+    OPENAI_RETRY = "openai.retry"
     JUDGE_MALFORMED = "judge.malformed"
     ENHANCE_DONE = "enhance.done"
 

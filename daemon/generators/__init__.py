@@ -4,6 +4,7 @@
     llama    a local GGUF model through llama-cpp-python (the optional ``llm`` extra)
     none     no model: the answer is the retrieved context itself
     gemini   Gemini (``daemon.gemini.generator``), priced and budgeted like the judge
+    openai   any OpenAI-compatible chat server (``[openai]``: Ollama, llama.cpp, vLLM...)
     auto     llama when llama-cpp-python and a GGUF file are there, else none
 """
 
@@ -48,6 +49,12 @@ def _gemini(config: Config) -> Generator:
     return gemini_generator(config)
 
 
+def _openai(config: Config) -> Generator:
+    from daemon.generators.openai_compat import make_generator as openai_generator
+
+    return openai_generator(config.openai, config.rag.max_tokens)
+
+
 def _auto(config: Config) -> Generator:
     from daemon.generators.llama import llama_available
 
@@ -58,6 +65,7 @@ GENERATORS: dict[str, Callable[[Config], Generator]] = {
     "llama": _llama,
     "none": _none,
     "gemini": _gemini,
+    "openai": _openai,
     "auto": _auto,
 }
 
