@@ -14,6 +14,7 @@ from rich.table import Table
 
 from daemon import __version__, atomic
 from daemon import status as status_report
+from daemon.cli_mcp import mcp
 from daemon.cli_ops import backup, doctor
 from daemon.cli_plan import dispatch, report
 from daemon.cli_rag import ask, evaluate, export
@@ -201,29 +202,23 @@ def search(
       inboxd --root ~/research search MVRV --mode hybrid --min-quality 80 --json
     """
     config = load(ctx)
-    from daemon.search import Hit, Mode, open_searcher
-    from daemon.search_server import ask_daemon
-
-    parameters: dict[str, Any] = {
-        "k": k or config.search.default_k,
-        "max_distance": config.search.max_distance if max_distance is None else max_distance,
-        "indicator": indicator,
-        "min_quality": min_quality,
-        "mode": cast(Mode, mode),
-    }
+    from daemon.search import Mode
+    from daemon.search_client import LiveSearcher
 
     def find() -> list[Any]:
-        if not config.db_path.exists():
-            raise InboxdError(f"no database under {config.root}; run `inboxd run` first")
         # The running daemon has the model loaded: asking it saves this process ~3 s.
-        served = ask_daemon(config.state_dir, query, parameters)
-        if served is not None:
-            return [Hit(**hit) for hit in served]
-        searcher = open_searcher(config, get_logger())
+        searcher = LiveSearcher(config, get_logger())
         try:
-            return searcher.search(query, **parameters)
+            return searcher.search(
+                query,
+                k=k or config.search.default_k,
+                max_distance=config.search.max_distance if max_distance is None else max_distance,
+                indicator=indicator,
+                min_quality=min_quality,
+                mode=cast(Mode, mode),
+            )
         finally:
-            searcher.store.close()
+            searcher.close()
 
     hits = with_errors(find)
     if as_json:
@@ -271,7 +266,7 @@ def refine(ctx: click.Context) -> None:
 
 
 # Commands that live in modules of their own, one module per concern.
-for command in (dispatch, report, doctor, backup, export, evaluate, ask):
+for command in (dispatch, report, doctor, backup, export, evaluate, ask, mcp):
     cli.add_command(command)
 
 
