@@ -147,7 +147,7 @@ def bench_in_process(workdir: Path, corpus: dict[str, bytes]) -> dict[str, Any]:
     from daemon.core.config import load_config
     from daemon.core.logs import configure_logging, get_logger
     from daemon.runtime.pipeline import Pipeline
-    from daemon.runtime.wiring import attach_daemon_hooks, build_services
+    from daemon.runtime.wiring import attach_intake_hooks, build_services
     from daemon.stages.ingest import import_pairs
     from daemon.stages.settle import settle
     from daemon.stages.validate import validate
@@ -161,7 +161,7 @@ def bench_in_process(workdir: Path, corpus: dict[str, bytes]) -> dict[str, Any]:
     config.archive_dir.mkdir(parents=True, exist_ok=True)
     store = Store(config.db_path)
     store.migrate()
-    ctx = attach_daemon_hooks(build_services(config, store, get_logger()))
+    ctx = attach_intake_hooks(build_services(config, store, get_logger()))
     stages = {
         BatchState.DETECTED: settle,
         BatchState.SETTLED: validate,
@@ -174,7 +174,7 @@ def bench_in_process(workdir: Path, corpus: dict[str, bytes]) -> dict[str, Any]:
     took = pipeline.take_settled(time.time())
     taken = time.perf_counter()
     steps = 0
-    while pipeline.advance_one(time.time()) is not None:
+    while pipeline.mover.advance_one(time.time()) is not None:
         steps += 1
     done = time.perf_counter()
 

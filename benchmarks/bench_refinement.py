@@ -293,7 +293,7 @@ class _PipelineRun:
             for row in db.execute("SELECT detail FROM transitions WHERE to_state = 'embedded'")
         )
         states = dict(db.execute("SELECT state, count(*) FROM batches GROUP BY state").fetchall())
-        index_size = len(self.service.pipeline.ctx.index)
+        index_size = len(self.service.worker_services().index)
         self.service.stop()
         return {
             "embedded": embedded,
@@ -986,7 +986,7 @@ def child_restart_service(root: Path, settle: float) -> dict[str, Any]:
     t = time.perf_counter()
     service.start(watch=False)
     start_s = time.perf_counter() - t
-    index = service.pipeline.ctx.index if service.pipeline else None
+    index = service.worker_services().index if service.worker else None
     t = time.perf_counter()
     service.run_once()
     run_once_s = time.perf_counter() - t

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from daemon.core.catalog import Catalog
 from daemon.core.config import Config
@@ -18,7 +19,8 @@ from daemon.ingest.parsed_cache import ParsedCache
 from daemon.providers.embedders import Embedder
 from daemon.providers.scorers import Scorer
 from daemon.refine.index import VectorIndex
-from daemon.store import Store
+from daemon.refine.rehome import rehome
+from daemon.store import Connection, Store
 
 #: Work that follows a corpus run (reports, export, a paid judge); gets the time.
 CorpusHook = Callable[[float], None]
@@ -50,6 +52,21 @@ class Services:
     index: VectorIndex
     hooks: Hooks = field(default_factory=Hooks)
     parsed_cache: ParsedCache = field(default_factory=ParsedCache)
+
+    def rehome_clusters(
+        self, db: Connection, superseded: list[int], now: float
+    ) -> dict[str, Any] | None:
+        """``Store.create_batch``'s ``on_supersede``: clusters whose kept pair only the
+        ``superseded`` versions delivered get a new one, with this root's scorer, model
+        and threshold (see :mod:`daemon.refine.rehome`)."""
+        return rehome(
+            db,
+            superseded,
+            now,
+            scorer=self.scorer.name,
+            model_id=self.embedder.model_id,
+            threshold=self.config.dedup.threshold,
+        )
 
     def resolve_indicator(self, text: str) -> tuple[str, int | None] | None:
         """Catalog id and session for a spelling (pair field, file field, name or path)."""

@@ -92,10 +92,10 @@ def build(root: Path, *, copies: bool = True, junk: bool = True) -> Config:
             path.write_bytes(envelope(target, _junk(indicator(about))))
     config = settings(root)
     service = Service(config)
-    pipeline = service.start(watch=False)
+    service.start(watch=False)
     try:
         service.run_once()
-        run_corpus(pipeline.ctx, 1_800_000_000.0)
+        run_corpus(service.worker_services(), 1_800_000_000.0)
     finally:
         service.stop()
     states = {state for (state,) in query(root, "SELECT state FROM batches")}

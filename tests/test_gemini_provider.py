@@ -520,12 +520,13 @@ def _files_open_on(path: Path) -> int:
     return count
 
 
-def test_the_search_threads_query_costs_go_through_the_daemons_one_store(
+def test_the_search_threads_query_costs_go_through_the_embedders_store(
     fake: FakeGemini, tmp_path: Path
 ) -> None:
     """In the daemon, a Gemini query embedding made on the search thread records its cost
-    on the daemon's one write connection: while the pipeline holds a transaction it
-    waits, without opening a connection of its own, and records once it ends."""
+    through the Store the embedder was built with (the worker's): while the worker holds
+    a transaction on it, it waits, without opening a connection of its own, and records
+    once the transaction ends."""
     config = gemini_config(tmp_path, fake, embeddings=True)
     store = open_store(config)
     services = context(config, store)
@@ -537,7 +538,7 @@ def test_the_search_threads_query_costs_go_through_the_daemons_one_store(
     with store.transaction():
         search.start()
         assert poll_until(lambda: fake.requests_to("batchEmbedContents"), 10)
-        assert not embedded.wait(0.3), "the cost was recorded inside the pipeline's transaction"
+        assert not embedded.wait(0.3), "the cost was recorded inside the worker's transaction"
         assert _files_open_on(config.db_path) == connections
     search.join(10)
     assert embedded.is_set()

@@ -438,9 +438,9 @@ def test_a_new_rubric_version_rescores_on_the_next_corpus_run_and_nothing_else(
     written = []
     for _ in range(2):
         service = Service(config)
-        pipeline = service.start(watch=False)
+        service.start(watch=False)
         try:
-            run_corpus(pipeline.ctx, time.time())
+            run_corpus(service.worker_services(), time.time())
         finally:
             service.stop()
         written.append(query(root, sql, [old_name + "-next"]))
@@ -456,10 +456,10 @@ def test_a_failing_after_run_hook_is_logged_and_the_others_still_run(root: Path)
     _rsi_cluster(root)
     (root / "state" / "reports").write_text("in the way")
     service = Service(settings(root))
-    pipeline = service.start(watch=False)
+    service.start(watch=False)
     try:
         with capture_logs() as logs:
-            run_corpus(pipeline.ctx, time.time())
+            run_corpus(service.worker_services(), time.time())
     finally:
         service.stop()
     failed = [e for e in logs if e["event"] == "corpus.hook_failed"]
@@ -470,22 +470,24 @@ def test_a_failing_after_run_hook_is_logged_and_the_others_still_run(root: Path)
 def test_a_failing_corpus_run_is_logged_and_the_daemon_goes_on(root: Path) -> None:
     """The index cannot be saved (state/index is a file): the corpus run that
     ALL_SESSIONS_COMPLETE.txt asked for fails, is logged as corpus.work_failed, its
-    signal is marked handled (no retry every tick), and the pipeline keeps working."""
+    signal is marked handled (no retry every tick), and the worker keeps working."""
     _rsi_cluster(root)
     service = Service(settings(root))
-    pipeline = service.start(watch=False)
+    service.start(watch=False)
+    worker = service.worker
+    assert worker is not None
     try:
         index_dir = root / "state" / "index"
         shutil.rmtree(index_dir)
         index_dir.write_text("in the way")
-        store = pipeline.ctx.store
+        store = worker.ctx.store
         store.record_signal(
             kind="all_sessions_complete", agent=AGENT, path="x", sha256="0" * 64, body="", now=1.0
         )
         with capture_logs() as logs:
-            assert pipeline.corpus_work(time.time()) is True
+            assert worker.corpus_work(time.time()) is True
         assert store.unhandled_signals("all_sessions_complete") == []
-        assert pipeline.corpus_work(time.time()) is False
+        assert worker.corpus_work(time.time()) is False
     finally:
         service.stop()
     (failure,) = [e for e in logs if e["event"] == "corpus.work_failed"]

@@ -363,7 +363,7 @@ _value = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
-    | st.floats(allow_nan=False)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(alphabet=st.characters(exclude_categories=("Cs",))),
     lambda inner: (
         st.lists(inner, max_size=3)

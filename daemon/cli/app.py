@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from daemon import __version__
+from daemon.cli.mcp import mcp
 from daemon.cli.ops import backup, doctor
 from daemon.cli.plan import dispatch, report
 from daemon.cli.rag import ask, evaluate, export
@@ -30,10 +31,9 @@ from daemon.core.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML
 from daemon.core.errors import AlreadyRunningError, InboxdError
 from daemon.core.logs import get_logger
 from daemon.ops import status as status_report
-from daemon.runtime.service import Service
-from daemon.runtime.wiring import open_searcher
-from daemon.search.searcher import Hit, Mode
-from daemon.search.server import ask_daemon
+from daemon.runtime.search_client import LiveSearcher
+from daemon.runtime.service import Service, exit_now, reexec
+from daemon.search.searcher import Mode
 from daemon.stages.corpus_run import run_corpus
 from daemon.store import Store
 
@@ -125,6 +125,10 @@ def run(ctx: click.Context, once: bool) -> None:
         fail(str(exc), EXIT_ERROR)
     finally:
         service.stop()
+    if service.reexec_requested:
+        reexec()
+    if service.worker_abandoned:
+        exit_now(0)
 
 
 @cli.command()
@@ -206,24 +210,21 @@ def search(
       inboxd --root ~/research search MVRV --mode hybrid --min-quality 80 --json
     """
     config = load(ctx)
-    parameters: dict[str, Any] = {
-        "k": k or config.search.default_k,
-        "max_distance": config.search.max_distance if max_distance is None else max_distance,
-        "indicator": indicator,
-        "min_quality": min_quality,
-        "mode": cast(Mode, mode),
-    }
 
     def find() -> list[Any]:
         # The running daemon has the model loaded: asking it saves this process ~3 s.
-        served = ask_daemon(config.state_dir, query, parameters)
-        if served is not None:
-            return [Hit(**hit) for hit in served]
-        searcher = open_searcher(config, get_logger())
+        searcher = LiveSearcher(config, get_logger())
         try:
-            return searcher.search(query, **parameters)
+            return searcher.search(
+                query,
+                k=k or config.search.default_k,
+                max_distance=config.search.max_distance if max_distance is None else max_distance,
+                indicator=indicator,
+                min_quality=min_quality,
+                mode=cast(Mode, mode),
+            )
         finally:
-            searcher.store.close()
+            searcher.close()
 
     hits = with_errors(find)
     if as_json:
@@ -260,8 +261,8 @@ def refine(ctx: click.Context) -> None:
     config = load(ctx)
     service = Service(config)
     try:
-        pipeline = service.start(watch=False)
-        with_errors(lambda: run_corpus(pipeline.ctx, time.time()))
+        service.start(watch=False)
+        with_errors(lambda: run_corpus(service.worker_services(), time.time()))
     except AlreadyRunningError as exc:
         fail(f"{exc}. The running daemon refines on ALL_SESSIONS_COMPLETE.txt.", EXIT_RUNNING)
     finally:
@@ -270,7 +271,7 @@ def refine(ctx: click.Context) -> None:
 
 
 # Commands that live in modules of their own, one module per concern.
-for command in (dispatch, report, doctor, backup, export, evaluate, ask):
+for command in (dispatch, report, doctor, backup, export, evaluate, ask, mcp):
     cli.add_command(command)
 
 

@@ -12,10 +12,11 @@ import click
 from daemon.cli.support import load, with_errors
 from daemon.core.logs import get_logger
 from daemon.providers.generators import make_generator
-from daemon.rag.ask import ask as answer_question
+from daemon.rag.ask import ask_configured
 from daemon.rag.evaluation import evaluate as evaluate_retrieval
 from daemon.rag.export import ExportResult, export_services
-from daemon.runtime.wiring import open_searcher, reading
+from daemon.runtime.search_client import LiveSearcher
+from daemon.runtime.wiring import reading
 
 
 @click.command()
@@ -113,7 +114,7 @@ def evaluate(
 )
 @click.option(
     "--generator",
-    type=click.Choice(["auto", "llama", "gemini", "none"]),
+    type=click.Choice(["auto", "llama", "gemini", "openai", "none"]),
     help="Who writes the answer (default [rag] generator).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -130,31 +131,27 @@ def ask(
 
     Retrieves the closest pairs; with none within the distance threshold it says it
     does not know, without calling a model. The answer is written by a local GGUF
-    model (llama-cpp-python; [rag] gguf_path), Gemini, or none (prints the context).
+    model (llama-cpp-python; [rag] gguf_path), Gemini, any OpenAI-compatible server
+    ([openai]: Ollama, llama.cpp, vLLM), or none (prints the context). Retrieval goes
+    through the running daemon when there is one.
 
     \b
     Example:
       inboxd --root ~/research ask "How is the RSI calculated?"
       inboxd --root ~/research ask "What does MVRV above 3.5 mean?" --generator none
+      INBOXD_OPENAI__MODEL=mixtral inboxd --root ~/research ask "..." --generator openai
     """
     config = load(ctx)
 
     def run() -> Any:
         writer = make_generator(config, generator)
-        searcher = open_searcher(config, get_logger())
+        searcher = LiveSearcher(config, get_logger())
         try:
-            return answer_question(
-                question,
-                searcher,
-                writer,
-                k=k or config.rag.ask_k,
-                max_distance=config.search.max_distance if max_distance is None else max_distance,
-                min_quality=config.rag.min_quality,
-                context_tokens=config.rag.context_size - config.rag.max_tokens,
-                log=get_logger(),
+            return ask_configured(
+                config, question, searcher, writer, k=k, max_distance=max_distance, log=get_logger()
             )
         finally:
-            searcher.store.close()
+            searcher.close()
 
     answer = with_errors(run)
     click.echo(json.dumps(answer.as_dict(), indent=2) if as_json else answer.render())

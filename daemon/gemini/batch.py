@@ -30,7 +30,7 @@ from daemon.gemini.costs import BudgetReached, Ledger, cost_usd
 from daemon.gemini.judge import batch_line, estimate_tokens, judge_name
 from daemon.gemini.results import apply_results, finish_without_results
 from daemon.providers.scorers import PairToScore
-from daemon.store import Store
+from daemon.store import Store, meta
 from daemon.store import gemini as gemini_db
 
 #: Remote JobState -> our job state, for the states after which nothing more happens.
@@ -51,7 +51,9 @@ def open_jobs(store: Store) -> list[dict[str, Any]]:
 
 def _display_name(scorer: str, keys: Sequence[str], store: Store) -> str:
     digest = hashlib.sha256((scorer + "\n" + "\n".join(sorted(keys))).encode()).hexdigest()[:16]
-    prefix = f"inboxd-judge-{digest}"
+    # The root's own id: another root on the same API key judging the same pairs makes
+    # the same digest, and must not adopt this root's job (or this root its job).
+    prefix = f"inboxd-judge-{meta.root_id(store.db)}-{digest}"
     return f"{prefix}-{gemini_db.display_names_like(store.db, prefix) + 1}"
 
 

@@ -13,7 +13,6 @@ about a second and this module is loaded by every daemon, Gemini configured or n
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
 import os
@@ -25,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from daemon.core import heartbeat
 from daemon.core.config import GeminiConfig
 from daemon.core.errors import ConfigError, InboxdError, PermanentError, TransientError
 from daemon.core.logs import Event, get_logger
+from daemon.core.retry import retry_after_header
 
 if TYPE_CHECKING:  # the SDK's types for mypy; at run time it is imported lazily, below
     from google.genai import Client as Client  # re-exported: the type callers name
@@ -77,17 +78,9 @@ def retry_after(exc: BaseException) -> float | None:
     """Seconds the server asked us to wait: ``Retry-After`` (seconds or a date), else
     google.rpc.RetryInfo's ``retryDelay``; None when it said nothing."""
     response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    value = headers.get("retry-after") if headers is not None else None
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                parsed = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                return None
-            return max(0.0, parsed.timestamp() - time.time())
+    header = retry_after_header(getattr(response, "headers", None))
+    if header is not None:
+        return header
     details = getattr(exc, "details", None)
     error = details.get("error") if isinstance(details, dict) else None
     for item in (error or {}).get("details") or []:
@@ -132,6 +125,9 @@ def call(
     attempt = 0
     while True:
         attempt += 1
+        # The request is bounded by the client's timeout: the worker's heartbeat allows
+        # for it (and a stopping daemon does not start another attempt).
+        heartbeat.expect(config.timeout_seconds)
         try:
             return fn()
         except Exception as exc:
@@ -153,6 +149,7 @@ def call(
                 attempt=attempt,
                 retry_in_s=round(delay, 2),
             )
+            heartbeat.expect(delay)
             sleep(delay)
 
 

@@ -7,9 +7,12 @@ import hashlib
 import re
 from typing import Any
 
+from daemon.core.numbers import MAX_SESSION, bounded_int
+from daemon.ingest.layout import STATUS_FILE
+
 _FIELDS = {
-    "sessions": re.compile(r"sessions?\s+complete[d]?\s*:\s*(\d+)\s*(?:/\s*(\d+))?", re.I),
-    "current": re.compile(r"current\s+session\s*:\s*(\d+)", re.I),
+    "sessions": re.compile(r"sessions?\s+complete[d]?\s*:\s*([0-9]+)\s*(?:/\s*([0-9]+))?", re.I),
+    "current": re.compile(r"current\s+session\s*:\s*([0-9]+)", re.I),
     "updated": re.compile(r"last\s+updated\s*:\s*(.+)", re.I),
     "notes": re.compile(r"notes?\s*:\s*(.*)", re.I),
 }
@@ -17,8 +20,19 @@ _FIELDS = {
 SIGNAL_ALL_COMPLETE = "all_sessions_complete"
 
 
-def parse_status(text: str) -> dict[str, Any]:
-    """The progress fields of a ``status.txt``; absent fields are None, the raw text kept."""
+def _number(match: re.Match[str], group: int, what: str, name: str, line: int) -> int:
+    """A session count of ``status.txt``, bounded; InputError at its line and column."""
+    position = f"line {line}, column {match.start(group) + 1}"
+    return bounded_int(
+        match.group(group), maximum=MAX_SESSION, what=what, name=name, position=position
+    )
+
+
+def parse_status(text: str, name: str = STATUS_FILE) -> dict[str, Any]:
+    """The progress fields of a ``status.txt``; absent fields are None, the raw text kept.
+
+    A count out of range raises InputError naming ``name``, line and column.
+    """
     found: dict[str, Any] = {
         "sessions_complete": None,
         "sessions_total": None,
@@ -26,12 +40,16 @@ def parse_status(text: str) -> dict[str, Any]:
         "last_updated": None,
         "notes": None,
     }
-    for line in text.splitlines():
+    # Lines end at "\n" only, as editors count them (splitlines would also split on
+    # form feeds and U+2028, and the line numbers would not match).
+    for number, line in enumerate(text.split("\n"), start=1):
         if match := _FIELDS["sessions"].search(line):
-            found["sessions_complete"] = int(match.group(1))
-            found["sessions_total"] = int(match.group(2)) if match.group(2) else None
+            found["sessions_complete"] = _number(match, 1, "sessions complete", name, number)
+            found["sessions_total"] = (
+                _number(match, 2, "sessions in all", name, number) if match.group(2) else None
+            )
         elif match := _FIELDS["current"].search(line):
-            found["current_session"] = int(match.group(1))
+            found["current_session"] = _number(match, 1, "current session", name, number)
         elif match := _FIELDS["updated"].search(line):
             found["last_updated"] = match.group(1).strip()
         elif match := _FIELDS["notes"].match(line.strip()):

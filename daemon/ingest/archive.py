@@ -9,10 +9,14 @@ from pathlib import Path
 from daemon.core import atomic
 from daemon.core.errors import TransientError
 
+_MAX_SUFFIX = 16
+
 
 def archive_path(archive_dir: Path, sha256: str, name: str) -> Path:
     """Where the version with this hash lives: ``ab/abcdef....json``."""
     suffix = Path(name).suffix.lower()
+    if len(suffix) > _MAX_SUFFIX or not suffix[1:].isalnum() or not suffix.isascii():
+        suffix = ""  # the hash names the file; an odd extension is not worth keeping
     return archive_dir / sha256[:2] / f"{sha256}{suffix}"
 
 

@@ -10,6 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from daemon.core.errors import InputError
+from daemon.core.numbers import MAX_SESSION, bounded_int
 
 
 class FileKind(StrEnum):
@@ -22,7 +23,7 @@ class FileKind(StrEnum):
 STATUS_FILE = "status.txt"
 COMPLETE_SIGNAL = "ALL_SESSIONS_COMPLETE.txt"
 FEEDBACK_DIR = "feedback"
-_ASSIGNMENT = re.compile(r"^session-(\d+)-assignment\.md$")
+_ASSIGNMENT = re.compile(r"^session-([0-9]+)-assignment\.md$")
 _TEMPORARY_SUFFIXES = (".tmp", ".part", ".swp", ".swx", ".crdownload", "~")
 
 
@@ -49,6 +50,8 @@ def classify(root: Path, path: Path) -> AgentFile | None:
         return None
     if len(parts) < 3 or any(is_temporary(part) for part in parts):
         return None
+    if FEEDBACK_DIR in parts[1:-1]:  # the daemon's own output (walk skips these folders)
+        return None
     top, agent, name = parts[0], parts[1], parts[-1]
     relpath = "/".join(parts)
     if top == "outbox":
@@ -64,9 +67,14 @@ def classify(root: Path, path: Path) -> AgentFile | None:
 
 
 def assignment_session(name: str) -> int | None:
-    """The session number of a ``session-NN-assignment.md`` file name."""
+    """The session number of a ``session-NN-assignment.md`` file name; None for other
+    names; InputError when the number is out of range."""
     match = _ASSIGNMENT.match(name)
-    return int(match.group(1)) if match else None
+    if match is None:
+        return None
+    return bounded_int(
+        match.group(1), maximum=MAX_SESSION, what="session number", name=name, position="file name"
+    )
 
 
 def open_regular(root: Path, path: Path) -> int:
@@ -82,6 +90,9 @@ def open_regular(root: Path, path: Path) -> int:
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
+        if path.is_symlink():
+            target = path.readlink()
+            raise InputError(str(path), f"refused: it links to nothing ({target})") from None
         raise  # gone for now (being replaced?): callers retry, it is not bad input
     except OSError as exc:
         raise InputError(str(path), f"cannot open: {exc.strerror}") from exc
@@ -101,7 +112,9 @@ def walk(root: Path) -> list[Path]:
         for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
             # The daemon's own feedback folders and hidden folders are not input.
             dirnames[:] = [d for d in dirnames if not is_temporary(d) and d != FEEDBACK_DIR]
-            for name in filenames:
+            # A folder (or a link to one) named like a Q&A file is listed too, to be
+            # refused with a reason rather than ignored; the files in it are still read.
+            for name in [*dirnames, *filenames]:
                 path = Path(dirpath, name)
                 if classify(root, path) is not None:
                     found.append(path)

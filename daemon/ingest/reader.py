@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -31,6 +32,29 @@ _JSON_TYPES = {
     str: "a string",
 }
 _UNPARSED = object()  # json.loads gave up on the nesting: locate it by scanning
+_BLANK = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
+
+
+class DuplicateKeys(dict[str, Any]):
+    """A JSON object that named a key more than once (``json`` would silently keep the
+    last value); validation reports it at its position instead."""
+
+    def __init__(self, pairs: list[tuple[str, Any]], duplicates: list[str]) -> None:
+        super().__init__(pairs)
+        self.duplicates = duplicates
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for key, _ in pairs:
+        if key in seen and key not in repeated:
+            repeated.append(key)
+        seen.add(key)
+    return DuplicateKeys(pairs, repeated)
 
 
 @dataclass
@@ -40,6 +64,9 @@ class ParsedFile:
     items: list[tuple[str, Any]] = field(default_factory=list)
     file_fields: dict[str, Any] = field(default_factory=dict)
     errors: list[PairError] = field(default_factory=list)
+    # Whether some value JSON cannot hold faithfully (a key named twice, NaN or
+    # Infinity) may be in the items; False only when the reader saw there is none.
+    suspect: bool = True
 
 
 def parse_bytes(name: str, data: bytes, *, max_bytes: int, max_depth: int) -> ParsedFile:
@@ -53,7 +80,10 @@ def parse_bytes(name: str, data: bytes, *, max_bytes: int, max_depth: int) -> Pa
     text = _decode(name, data)
     if name.lower().endswith(".jsonl"):
         return _parse_lines(name, text, max_depth)
-    return _unwrap(name, _load(name, text, max_depth, line_offset=0))
+    value, suspect = _load(name, text, max_depth, line_offset=0)
+    parsed = _unwrap(name, value, text)
+    parsed.suspect = suspect
+    return parsed
 
 
 def _decode(name: str, data: bytes) -> str:
@@ -71,9 +101,10 @@ def _decode(name: str, data: bytes) -> str:
         ) from exc
 
 
-def _load(name: str, text: str, max_depth: int, line_offset: int) -> Any:
+def _load(name: str, text: str, max_depth: int, line_offset: int) -> tuple[Any, bool]:
+    """The value of one JSON text, and whether it is suspect (see ParsedFile)."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
         raise InputError(
             name,
@@ -89,7 +120,8 @@ def _load(name: str, text: str, max_depth: int, line_offset: int) -> Any:
         ) from exc
     except RecursionError:
         value = _UNPARSED  # nested far beyond any limit: locate it below
-    if value is _UNPARSED or _depth(value) > max_depth:
+    depth, suspect = (max_depth + 1, True) if value is _UNPARSED else _shape(value)
+    if depth > max_depth:
         where = _too_deep_at(text, max_depth)
         if where is None:  # the parser's own limit is below ours
             raise InputError(name, "nested too deeply for the JSON parser")
@@ -99,25 +131,63 @@ def _load(name: str, text: str, max_depth: int, line_offset: int) -> Any:
             f"nested deeper than {max_depth} levels",
             f"line {line + line_offset}, column {column}",
         )
-    return value
+    return value, suspect
 
 
 def _long_number_at(text: str) -> tuple[int, int]:
     """Line and column of the first integer with more digits than ``int()`` accepts."""
-    match = re.search(rf"\d{{{sys.get_int_max_str_digits() + 1},}}", text)
-    start = match.start() if match else 0
-    return text.count("\n", 0, start) + 1, start - (text.rfind("\n", 0, start) + 1) + 1
+    # Entered only at the start of a run of digits: linear, not quadratic, in the text.
+    match = re.search(rf"(?<![0-9])[0-9]{{{sys.get_int_max_str_digits() + 1}}}", text)
+    return _line_column(text, match.start() if match else 0)
 
 
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
+def _line_column(text: str, index: int) -> tuple[int, int]:
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _skip_blank(text: str, index: int) -> int:
+    match = _BLANK.match(text, index)
+    return match.end() if match else index
+
+
+def _second_key_at(text: str, key: str) -> tuple[int, int] | None:
+    """Line and column where the top-level object names ``key`` a second time.
+
+    Only called for a document that parsed: its members are stepped over by the C
+    parser, so this is as fast as parsing it again.
+    """
+    scan = json.JSONDecoder().raw_decode
+    index = _skip_blank(text, 0)
+    if not text.startswith("{", index):
+        return None
+    index, seen = index + 1, 0
+    try:
+        while True:
+            start = _skip_blank(text, index)
+            name, index = scan(text, start)
+            if name == key and (seen := seen + 1) == 2:
+                return _line_column(text, start)
+            index = _skip_blank(text, index) + 1  # past the ":"
+            _, index = scan(text, _skip_blank(text, index))
+            index = _skip_blank(text, index) + 1  # past the ","
+    except json.JSONDecodeError:
+        return None
+
+
+def _shape(value: Any) -> tuple[int, bool]:
+    """How deep ``value`` nests, and whether it holds a key named twice or a float that
+    is not finite (one walk, so a clean file costs no second look)."""
+    deepest, suspect, stack = 0, False, [(value, 1)]
     while stack:
         node, depth = stack.pop()
         if isinstance(node, dict | list):
             deepest = max(deepest, depth)
+            suspect = suspect or isinstance(node, DuplicateKeys)
             children = node.values() if isinstance(node, dict) else node
             stack.extend((child, depth + 1) for child in children)
-    return deepest
+        elif isinstance(node, float) and not math.isfinite(node):
+            suspect = True
+    return deepest, suspect
 
 
 def _too_deep_at(text: str, max_depth: int) -> tuple[int, int] | None:
@@ -145,7 +215,16 @@ def _too_deep_at(text: str, max_depth: int) -> tuple[int, int] | None:
     return None
 
 
-def _unwrap(name: str, value: Any) -> ParsedFile:
+def _unwrap(name: str, value: Any, text: str) -> ParsedFile:
+    if isinstance(value, DuplicateKeys):
+        key = value.duplicates[0]
+        where = _second_key_at(text, key)
+        raise InputError(
+            name,
+            f"the top-level object names the key {key!r} twice; JSON would keep only the"
+            " last value, so the file is not read (name each key once)",
+            f"line {where[0]}, column {where[1]}" if where else None,
+        )
     if isinstance(value, list):
         return ParsedFile(items=[(f"[{i}]", item) for i, item in enumerate(value)])
     if isinstance(value, dict):
@@ -169,14 +248,16 @@ def _unwrap(name: str, value: Any) -> ParsedFile:
 
 
 def _parse_lines(name: str, text: str, max_depth: int) -> ParsedFile:
-    parsed = ParsedFile()
+    parsed = ParsedFile(suspect=False)
     # Only "\n" ends a line: JSON text may hold U+2028 and other characters that
     # str.splitlines() would split on.
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            parsed.items.append((f"line {number}", _load(name, line, max_depth, number - 1)))
+            value, suspect = _load(name, line, max_depth, number - 1)
+            parsed.items.append((f"line {number}", value))
+            parsed.suspect = parsed.suspect or suspect
         except InputError as exc:
             parsed.errors.append(PairError(f"line {number}", exc.reason + _column(exc)))
     return parsed

@@ -4,6 +4,7 @@ one reported with its position and reason."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -18,11 +19,13 @@ from pydantic import (
     field_validator,
 )
 
+from daemon.core.errors import InputError
+from daemon.core.numbers import MAX_SESSION, bounded_int
 from daemon.core.records import PairError, PairRecord
 from daemon.core.textid import pair_hash
-from daemon.ingest.reader import ParsedFile
+from daemon.ingest.reader import DuplicateKeys, ParsedFile
 
-_SESSION_DIR = re.compile(r"(?:^|/)session[_-]?(\d+)(?:/|$)", re.IGNORECASE)
+_SESSION_DIR = re.compile(r"(?:^|/)session[_-]?([0-9]+)(?:/|$)", re.IGNORECASE)
 _QA_SUFFIX = re.compile(r"(?:^|[_-])(?:qa[_-]pairs|qa|pairs)$", re.IGNORECASE)
 
 #: Known pair fields; any other key is kept verbatim in ``extra``.
@@ -56,7 +59,7 @@ class QAPair(BaseModel):
     type: StrictStr | None = None
     tags: list[StrictStr] = Field(default_factory=list)
     sources: list[StrictStr] = Field(default_factory=list)
-    session: int | None = Field(default=None, ge=0, le=10_000)
+    session: int | None = Field(default=None, ge=0, le=MAX_SESSION)
 
     @field_validator("tags", "sources", mode="before")
     @classmethod
@@ -79,7 +82,7 @@ class FileFields(BaseModel):
 
     indicator: StrictStr | None = None
     indicator_name: StrictStr | None = None
-    session: int | None = Field(default=None, ge=0, le=10_000)
+    session: int | None = Field(default=None, ge=0, le=MAX_SESSION)
     category: StrictStr | None = None
 
 
@@ -90,9 +93,42 @@ def indicator_from_path(relpath: str) -> str | None:
 
 
 def session_from_path(relpath: str) -> int | None:
-    """``outbox/a/session_02/x.json`` -> 2."""
+    """``outbox/a/session_02/x.json`` -> 2; InputError when the number is out of range."""
     match = _SESSION_DIR.search(relpath.rsplit("/", 1)[0])
-    return int(match.group(1)) if match else None
+    if match is None:
+        return None
+    return bounded_int(
+        match.group(1),
+        maximum=MAX_SESSION,
+        what="the session folder's number",
+        name=relpath,
+        position="path",
+    )
+
+
+def _json_problem(item: Any) -> str | None:
+    """What in an item JSON cannot hold faithfully: a key named twice in one object, or
+    NaN/Infinity (also what a number too large for a float becomes); with its place."""
+    stack: list[tuple[str, Any]] = [("", item)]
+    while stack:
+        where, node = stack.pop()
+        prefix = f"{where}: " if where else ""
+        if isinstance(node, DuplicateKeys):
+            return (
+                f"{prefix}names the key {node.duplicates[0]!r} twice (JSON would keep only"
+                " the last value); name each key once"
+            )
+        if isinstance(node, float) and not math.isfinite(node):
+            return (
+                f"{prefix}holds {node!r} (NaN, Infinity or a number too large), which JSON"
+                " does not allow; write a finite number or a string"
+            )
+        if isinstance(node, dict):
+            children = [(f"{where}.{key}" if where else str(key), v) for key, v in node.items()]
+            stack.extend(reversed(children))  # reversed: the first problem in the file wins
+        elif isinstance(node, list):
+            stack.extend(reversed([(f"{where}[{i}]", v) for i, v in enumerate(node)]))
+    return None
 
 
 #: Catalog lookup: a spelling -> (indicator id, its session), or None when unknown.
@@ -144,9 +180,12 @@ def validate_items(
         errors.append(PairError("file fields", _describe(exc)))
         file_fields = FileFields()
     context = {"max_question_chars": max_question_chars, "max_answer_chars": max_answer_chars}
-    default_session = (
-        file_fields.session if file_fields.session is not None else session_from_path(relpath)
-    )
+    try:
+        path_session = session_from_path(relpath)
+    except InputError as exc:
+        errors.append(PairError("path", f"{exc.reason}; it is not used as the session"))
+        path_session = None
+    default_session = file_fields.session if file_fields.session is not None else path_session
     resolve = resolve_indicator or (lambda _text: None)
     file_candidates = (file_fields.indicator, file_fields.indicator_name, relpath)
     as_written = file_fields.indicator or indicator_from_path(relpath)
@@ -156,6 +195,9 @@ def validate_items(
     for position, item in parsed.items:
         if not isinstance(item, dict):
             errors.append(PairError(position, f"expected an object, found {type(item).__name__}"))
+            continue
+        if parsed.suspect and (problem := _json_problem(item)):
+            errors.append(PairError(position, problem))
             continue
         try:
             pair = QAPair.model_validate(item, context=context)

@@ -33,26 +33,13 @@ from daemon.store.backup import copy_into, seal_copy
 
 @contextmanager
 def readonly_store(path: Path) -> Iterator[Store]:
-    """A read-only Store on ``path`` that leaves no -wal/-shm the daemon cannot open.
-
-    A reader of a WAL database creates ``inboxd.db-wal`` and ``-shm`` when they are
-    missing (the daemon is stopped) and leaves them behind. Run as root (doctor or
-    backup from cron, status by hand) they would be root's, and the daemon's user
-    could then not open the DB at its next start. So files created here are given to
-    the DB file's owner; nothing is ever deleted (the daemon may have them open).
-    """
-    companions = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]
-    existed = {c for c in companions if c.exists()}
+    """A read-only Store on ``path`` that leaves no -wal/-shm the daemon cannot open
+    (see daemon.store.readers), closed afterwards."""
     store = Store(path, readonly=True)
     try:
         yield store
     finally:
         store.close()
-        if os.geteuid() == 0:
-            owner = path.stat()
-            for created in (c for c in companions if c not in existed and c.exists()):
-                if created.stat().st_uid != owner.st_uid:
-                    os.chown(created, owner.st_uid, owner.st_gid)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from daemon.providers.scorers import make_scorer
 from daemon.refine.index import META_FILE
 from daemon.states import BatchState
 from daemon.store import Store, corpus
+from daemon.store import intake as intake_db
 from daemon.store import status as status_db
 
 #: The columns of an agent's status.txt that status shows.
@@ -49,6 +50,7 @@ def gather(config: Config) -> dict[str, Any]:
             "pairs": status_db.pair_count(db),
             "invalid_items": status_db.invalid_item_count(db),
             "rejected": status_db.rejected_batches(db),
+            "refused": intake_db.refusals(db),
             "failed": status_db.failed_batches(db),
             "progress": [
                 {key: row[key] for key in _PROGRESS_SHOWN} for row in status_db.progress(db)
@@ -146,6 +148,14 @@ def render(report: dict[str, Any], console: Console) -> None:
             table.add_column(column)
         for row in report["rejected"]:
             table.add_row(str(row["id"]), row["path"], row["reject_reason"] or "")
+        console.print(table)
+    if report["refused"]:
+        table = Table(title="Refused files (not read; the agent's feedback folder says why)")
+        for column in ("path", "reason"):
+            table.add_column(column)
+        for row in report["refused"]:
+            where = f" (at {row['position']})" if row["position"] else ""
+            table.add_row(row["path"], row["reason"] + where)
         console.print(table)
     if report["failed"]:
         table = Table(title="Failed batches (retried automatically; parked ones need `retry`)")

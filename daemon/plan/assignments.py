@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from daemon.core.catalog import Catalog, Indicator, Session
 from daemon.core.config import CoverageConfig
+from daemon.core.numbers import MAX_PAIRS_ASKED, bounded_int
 from daemon.ingest.layout import COMPLETE_SIGNAL, FEEDBACK_DIR, STATUS_FILE
 
 PLAN_FILE = "MASTER_EXECUTION_PLAN.md"
@@ -25,12 +26,16 @@ INDEX_FILE = "SESSION_INDEX.md"
 KIND_PLAN = "plan"
 KIND_GAP_FILL = "gap_fill"
 
-_HEADING = re.compile(r"^#\s+(.+?)\s*$", re.M)
+# Agent-controlled text: every pattern here runs in linear time. A capture ends at the
+# line's end and is stripped afterwards (a lazy ``(.+?)\s*$`` is quadratic on a line
+# of spaces); a run of digits or spaces is entered only at its start (``(?<!...)``), so
+# a search does not rescan the run from each of its characters.
+_HEADING = re.compile(r"^#[ \t]+(.+)$", re.M)
 _SESSION_PREFIX = re.compile(r"^session\s+\d+\s*[—–:-]\s*", re.I)
-_SECTION = re.compile(r"^##\s+(.+?)\s*$")
-_BULLET = re.compile(r"^\s*[-*+]\s+(.+?)\s*$")
-_DASH = re.compile(r"\s+[—–-]\s+")
-_MORE_PAIRS = re.compile(r"(\d+)\s+more\s+pairs?", re.I)
+_SECTION = re.compile(r"^##\s+(.+)")
+_BULLET = re.compile(r"^\s*[-*+]\s+(.+)")
+_DASH = re.compile(r"(?<!\s)\s+[—–-]\s+")
+_MORE_PAIRS = re.compile(r"(?<![0-9])([0-9]+)\s+more\s+pairs?", re.I)
 _TYPES = re.compile(r"types?\s*:\s*([^;]+)", re.I)
 _DIFFICULTIES = re.compile(r"difficult(?:y|ies)\s*:\s*([^;]+)", re.I)
 
@@ -141,15 +146,24 @@ def _known(catalog: Catalog, indicator_id: str) -> Indicator | None:
         return None
 
 
-def parse(session: int, text: str, catalog: Catalog, coverage: CoverageConfig) -> Assignment:
-    """Read an assignment file (ours or a person's) of session ``session``."""
+def parse(
+    session: int,
+    text: str,
+    catalog: Catalog,
+    coverage: CoverageConfig,
+    name: str = "assignment",
+) -> Assignment:
+    """Read an assignment file (ours or a person's) of session ``session``.
+
+    A pair count out of range raises InputError naming ``name`` and the line.
+    """
     heading = _HEADING.search(text)
-    title = _SESSION_PREFIX.sub("", heading.group(1)).strip() if heading else ""
+    title = _SESSION_PREFIX.sub("", heading.group(1).strip()).strip() if heading else ""
     kind = KIND_GAP_FILL if re.search(r"gap[\s_-]*fill", title, re.I) else KIND_PLAN
     requests: list[Request] = []
     unknown: list[str] = []
-    for bullet in _indicator_bullets(text):
-        request = _parse_bullet(bullet, catalog, coverage, kind)
+    for line, bullet in _indicator_bullets(text):
+        request = _parse_bullet(bullet, catalog, coverage, kind, name=name, line=line)
         if request is None:
             unknown.append(bullet)
         elif request.indicator not in {r.indicator for r in requests}:
@@ -162,22 +176,23 @@ def parse(session: int, text: str, catalog: Catalog, coverage: CoverageConfig) -
     return Assignment(session, title, kind, tuple(requests), tuple(unknown))
 
 
-def _indicator_bullets(text: str) -> list[str]:
-    bullets: list[str] = []
+def _indicator_bullets(text: str) -> list[tuple[int, str]]:
+    """The bullets under ``## Indicators``, with their line numbers."""
+    bullets: list[tuple[int, str]] = []
     inside = False
-    for line in text.splitlines():
+    for number, line in enumerate(text.split("\n"), start=1):
         if section := _SECTION.match(line):
             inside = section.group(1).strip().lower().startswith("indicators")
             continue
         if inside and (bullet := _BULLET.match(line)):
-            bullets.append(bullet.group(1).replace("`", "").replace("**", ""))
+            bullets.append((number, bullet.group(1).strip().replace("`", "").replace("**", "")))
     return bullets
 
 
 def _parse_bullet(
-    bullet: str, catalog: Catalog, coverage: CoverageConfig, kind: str
+    bullet: str, catalog: Catalog, coverage: CoverageConfig, kind: str, *, name: str, line: int
 ) -> Request | None:
-    parts = _DASH.split(bullet)
+    parts = _DASH.split(bullet, maxsplit=2)
     found = next((hit for part in parts[:2] if (hit := catalog.resolve(part)) is not None), None)
     if found is None:
         found = catalog.resolve(bullet)
@@ -192,7 +207,15 @@ def _parse_bullet(
     levels = _DIFFICULTIES.search(bullet)
     return Request(
         found.id,
-        int(more.group(1)) if more else 0,
+        bounded_int(
+            more.group(1),
+            maximum=MAX_PAIRS_ASKED,
+            what="the number of pairs asked",
+            name=name,
+            position=f"line {line}",
+        )
+        if more
+        else 0,
         _words(types.group(1)) if types else (),
         _words(levels.group(1)) if levels else (),
     )

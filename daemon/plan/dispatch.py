@@ -166,7 +166,7 @@ def register(
     session = assignment_session(relpath.rsplit("/", 1)[-1])
     if session is None:
         return None
-    assignment = md.parse(session, text, catalog, config.coverage)
+    assignment = md.parse(session, text, catalog, config.coverage, name=relpath)
     sha = _sha(text)
     source = "dispatch" if plan_db.dispatched_sha(store.db, relpath) == sha else "person"
     with store.transaction() as db:

@@ -21,12 +21,14 @@ from typing import Any
 import hnswlib
 import numpy as np
 
-from daemon.core import atomic
+from daemon.core import atomic, heartbeat
 from daemon.providers.embedders import Matrix
 
 INDEX_FILE = "pairs.hnsw"
 META_FILE = "pairs.meta.json"
 FORMAT_VERSION = 1
+#: Rows added or queried between two heartbeats: a few seconds of work at most.
+CHUNK_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -117,12 +119,22 @@ class VectorIndex:
         ]
 
     def knn_all(self, vectors: Matrix, k: int) -> tuple[Any, Any]:
-        """Batch query (for de-duplication): labels and distances arrays."""
-        with self._lock:
-            k = min(k, len(self._ids))
-            self._index.set_ef(max(self.params.ef_search, k))
-            labels, distances = self._index.knn_query(vectors, k=k, num_threads=-1)
-        return labels, distances
+        """Batch query (for de-duplication): labels and distances arrays, computed in
+        chunks with a heartbeat between them (a 100k corpus takes about a minute)."""
+        k = min(k, len(self._ids))
+        labels, distances = [], []
+        for start in range(0, len(vectors), CHUNK_ROWS):
+            with self._lock:
+                self._index.set_ef(max(self.params.ef_search, k))
+                found = self._index.knn_query(
+                    vectors[start : start + CHUNK_ROWS], k=k, num_threads=-1
+                )
+            labels.append(found[0])
+            distances.append(found[1])
+            heartbeat.beat()
+        if not labels:
+            return np.zeros((0, k), dtype=np.uint64), np.zeros((0, k), dtype=np.float32)
+        return np.concatenate(labels), np.concatenate(distances)
 
     # -- persistence -------------------------------------------------------------------
 
@@ -142,7 +154,9 @@ class VectorIndex:
     def save(self, folder: Path) -> None:
         """Write index and metadata atomically (the metadata last, naming the index's hash)."""
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{INDEX_FILE}.", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(
+            prefix=atomic.temp_prefix(folder / INDEX_FILE), suffix=atomic.TEMP_SUFFIX, dir=folder
+        )
         os.close(fd)
         try:
             with self._lock:
@@ -210,5 +224,7 @@ def build(
 ) -> VectorIndex:
     """A fresh index over ``vectors`` (rows in the order of ``ids``)."""
     index = VectorIndex(dimension, model_id, params, capacity=len(ids) + 1024)
-    index.add(ids, vectors)
+    for start in range(0, len(ids), CHUNK_ROWS):
+        index.add(ids[start : start + CHUNK_ROWS], vectors[start : start + CHUNK_ROWS])
+        heartbeat.beat()
     return index

@@ -1,45 +1,33 @@
-"""One iteration of the daemon's work, with time passed in: take in settled files,
-then move one batch one state on. The service loop and ``run --once`` both call it."""
+"""The supervisor's share of the work, one step at a time with time passed in: see
+files, take in the settled ones, and move new batches through the intake stages to
+``imported`` (milliseconds each). Everything after ``imported`` is the worker's
+(:mod:`daemon.runtime.worker`)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
 
-from daemon.core.errors import InputError, InvalidTransitionError, PermanentError, TransientError
 from daemon.core.logs import Event
-from daemon.core.records import Batch
 from daemon.ingest.agent_files import SIGNAL_ALL_COMPLETE, parse_status
-from daemon.ingest.layout import FileKind, classify, open_regular, walk
+from daemon.ingest.layout import FileKind, classify, walk
+from daemon.runtime.intake import Intake, Snapshot
+from daemon.runtime.mover import BatchMover
 from daemon.runtime.settle_tracker import SettleTracker
 from daemon.services import Services
 from daemon.stages import Stage
-from daemon.stages.corpus_run import run_corpus
-from daemon.states import BatchState
-
-#: The states before a batch's pairs are in the corpus; batches in them go first.
-_INGEST = frozenset({BatchState.DETECTED, BatchState.SETTLED, BatchState.VALIDATED})
-
-
-class _Snapshot(NamedTuple):
-    data: bytes  # at most the size limit (plus one byte, to tell it was passed)
-    sha256: str  # of the whole file
-    size: int
+from daemon.states import INTAKE, BatchState
 
 
 class Pipeline:
-    """Settled files in, batches moved along the state machine."""
+    """Settled files in, new batches moved through the intake stages."""
 
     def __init__(self, ctx: Services, stages: dict[BatchState, Stage]) -> None:
         self.ctx = ctx
-        self.stages = stages
+        self.stages = {state: stage for state, stage in stages.items() if state in INTAKE}
+        self.mover = BatchMover(ctx, self.stages)
         self.tracker = SettleTracker(ctx.config.watch.settle_seconds)
-        self._refused: set[tuple[Path, int]] = set()
+        self.intake = Intake(ctx)
 
     # -- seeing files ------------------------------------------------------------------
 
@@ -55,40 +43,17 @@ class Pipeline:
         paths = walk(self.ctx.config.root)
         for path in paths:
             self.observe(path, now)
+        self.intake.prune(paths)
         self.ctx.log.debug(Event.SCAN_COMPLETED, files=len(paths))
         return len(paths)
 
     def take_settled(self, now: float) -> int:
-        """Hand every complete file to its handler; returns how many were new."""
-        taken = 0
-        for path in self.tracker.due(now):
-            agent_file = classify(self.ctx.config.root, path)
-            if agent_file is None:
-                continue
-            try:
-                snap = self._read(path)
-            except InputError as exc:
-                self._refuse(path, exc)
-                continue
-            except OSError:
-                continue  # vanished or unreadable for now: the next scan sees it again
-            taken += self._take(agent_file.kind, agent_file.agent, agent_file.relpath, snap, now)
-        return taken
+        """Hand every complete file to its handler; returns how many were new. Anything
+        one file raises makes that file refused (see daemon.runtime.intake), never stops
+        this."""
+        return sum(self.intake.take(path, now, self._take) for path in self.tracker.due(now))
 
-    def _read(self, path: Path) -> _Snapshot:
-        fd = open_regular(self.ctx.config.root, path)
-        with os.fdopen(fd, "rb") as handle:
-            # Hash the whole file but keep at most the limit in memory.
-            digest, size, kept = hashlib.sha256(), 0, bytearray()
-            limit = self.ctx.config.limits.max_file_bytes
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-                if len(kept) <= limit:
-                    kept += chunk
-            return _Snapshot(bytes(kept[: limit + 1]), digest.hexdigest(), size)
-
-    def _take(self, kind: FileKind, agent: str, relpath: str, snap: _Snapshot, now: float) -> int:
+    def _take(self, kind: FileKind, agent: str, relpath: str, snap: Snapshot, now: float) -> int:
         store, log = self.ctx.store, self.ctx.log
         data, sha256, size = snap
         if kind is FileKind.QA:
@@ -96,7 +61,12 @@ class Pipeline:
             if latest is not None and latest.sha256 == sha256:
                 return 0
             batch, superseded = store.create_batch(
-                agent=agent, path=relpath, sha256=sha256, size=size, now=now
+                agent=agent,
+                path=relpath,
+                sha256=sha256,
+                size=size,
+                now=now,
+                on_supersede=self.ctx.rehome_clusters,
             )
             log.info(
                 Event.FILE_DETECTED,
@@ -110,7 +80,7 @@ class Pipeline:
             return 1
         text = data.decode("utf-8", errors="replace")
         if kind is FileKind.STATUS:
-            progress = parse_status(text)
+            progress = parse_status(text, relpath)
             if store.record_progress(agent, {**progress, "path": relpath, "seen_at": now}):
                 log.info(
                     Event.PROGRESS_UPDATED,
@@ -139,134 +109,15 @@ class Pipeline:
         handler = self.ctx.hooks.on_assignment if kind is FileKind.ASSIGNMENT else None
         return int(handler(agent, relpath, text, now)) if handler else 0
 
-    def _refuse(self, path: Path, exc: InputError) -> None:
-        key = (path, hash(exc.reason))
-        if key not in self._refused:  # once per path and reason, not every rescan
-            self._refused.add(key)
-            self.ctx.log.warning(Event.FILE_REFUSED, path=str(path), reason=exc.reason)
-
-    # -- moving batches ----------------------------------------------------------------
-
-    def advance_one(self, now: float) -> Batch | None:
-        """Move one batch one state on: the oldest still being ingested, else the oldest
-        workable one; None when there is nothing to do."""
-        store, log = self.ctx.store, self.ctx.log
-        workable = list(self.stages)
-        # Ingest first: its steps take milliseconds, so a new file's pairs reach the
-        # corpus without queueing behind the embedding of every earlier batch.
-        ingest = [state for state in workable if state in _INGEST]
-        batch = (store.next_workable(now, ingest) if ingest else None) or store.next_workable(
-            now, workable
-        )
-        if batch is None:
-            return None
-        if batch.state is BatchState.FAILED:
-            batch = store.resume(batch, now=now)
-        stage = self.stages.get(batch.state)
-        if stage is None:
-            return None
-        started = time.monotonic()
-        try:
-            moved = stage(batch, self.ctx, now)
-        except TransientError as exc:
-            return self._fail(batch, str(exc), now)
-        except InvalidTransitionError:
-            raise
-        except PermanentError as exc:
-            return self._fail(batch, str(exc), now, park=True)
-        except Exception as exc:
-            log.exception(
-                Event.BATCH_TRANSITION,
-                batch=batch.id,
-                path=batch.path,
-                state=str(batch.state),
-                error=repr(exc),
-            )
-            return self._fail(batch, f"unexpected error: {exc!r}", now)
-        log.info(
-            Event.BATCH_TRANSITION,
-            batch=moved.id,
-            path=moved.path,
-            from_state=str(batch.state),
-            state=str(moved.state),
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-            **self._counts(moved),
-        )
-        return moved
-
-    def _counts(self, batch: Batch) -> dict[str, int]:
-        if batch.state not in (BatchState.VALIDATED, BatchState.IMPORTED):
-            return {}
-        counted = self.ctx.store.pair_counts(batch.id)
-        keys = (
-            ("pairs_valid", "pairs_invalid")
-            if batch.state is BatchState.VALIDATED
-            else ("pairs_valid", "pairs_new")
-        )
-        return {key: value for key in keys if (value := counted[key]) is not None}
-
-    def _fail(self, batch: Batch, error: str, now: float, park: bool = False) -> Batch:
-        retry = self.ctx.config.retry
-        failed = self.ctx.store.fail(
-            batch,
-            error,
-            now=now,
-            max_attempts=1 if park else retry.max_attempts,
-            base_seconds=retry.base_seconds,
-            max_seconds=retry.max_seconds,
-        )
-        event = (
-            Event.BATCH_PARKED if failed.next_attempt_at is None else (Event.BATCH_RETRY_SCHEDULED)
-        )
-        self.ctx.log.warning(
-            event,
-            batch=batch.id,
-            path=batch.path,
-            state=str(batch.state),
-            error=error,
-            attempts=failed.attempts,
-            retry_in_s=None
-            if failed.next_attempt_at is None
-            else round(failed.next_attempt_at - now, 1),
-        )
-        return failed
+    # -- moving new batches --------------------------------------------------------------
 
     def step(self, now: float) -> bool:
-        """Take in complete files, then move one batch (or, with no batch to move, run
-        the corpus-level work a signal asked for); True if anything happened."""
+        """Take in complete files, then move one new batch one intake step on; True if
+        anything happened."""
         took = self.take_settled(now)
-        moved = self.advance_one(now)
-        if moved is None and not took:
-            return self.corpus_work(now)
-        return True
+        moved = self.mover.advance_one(now)
+        return bool(took) or moved is not None
 
-    def corpus_work(self, now: float) -> bool:
-        """On ``ALL_SESSIONS_COMPLETE.txt``: the corpus-wide refinement, once per signal."""
-        # Long-running work owned by other modules (polling a remote batch job, say)
-        # gets a turn whenever no batch is waiting; each returns True if it did work.
-        ticked = [self._guarded(tick, now, "idle work") for tick in self.ctx.hooks.idle_work]
-        # A pipeline that stops before the embeddings (tests of intake) has no corpus.
-        signals = self.ctx.store.unhandled_signals(SIGNAL_ALL_COMPLETE)
-        if BatchState.EMBEDDED not in self.stages or not signals:
-            return any(ticked)
-        # Handled even when the run fails: retrying it every tick would spin, and a
-        # restart would fail the same way; `inboxd refine` runs it again by hand.
-        self._guarded(partial(run_corpus, self.ctx), now, "corpus run")
-        for signal in signals:
-            self.ctx.store.mark_signal_handled(signal["id"], now)
-        return True
-
-    def _guarded(self, work: Callable[[float], Any], now: float, what: str) -> bool:
-        """Run corpus-level ``work``; an error is logged, never the daemon's end."""
-        try:
-            return bool(work(now))
-        except Exception as exc:
-            self.ctx.log.exception(Event.CORPUS_WORK_FAILED, work=what, error=repr(exc))
-            return False
-
-    def idle(self) -> bool:
-        """Nothing pending in the tracker and no batch a stage can move now."""
-        return (
-            len(self.tracker) == 0
-            and self.ctx.store.next_workable(time.time(), list(self.stages)) is None
-        )
+    def idle(self, now: float | None = None) -> bool:
+        """Nothing pending in the tracker and no new batch to move now."""
+        return len(self.tracker) == 0 and self.mover.idle(time.time() if now is None else now)

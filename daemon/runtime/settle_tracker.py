@@ -17,6 +17,11 @@ def signature(path: Path) -> Signature | None:
     """What changes when a file is written: size, mtime, ctime, inode (None: gone)."""
     try:
         st = path.stat()
+    except FileNotFoundError:
+        try:
+            st = path.lstat()  # a link to nothing settles as itself, and is refused
+        except OSError:
+            return None
     except OSError:
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)

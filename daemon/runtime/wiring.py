@@ -53,11 +53,16 @@ def build_services(
     )
 
 
-def attach_daemon_hooks(services: Services) -> Services:
-    """What the daemon runs beside the stages: assignment files, reports and gap-fill
-    after a corpus run, the automatic export, and the Gemini judge when configured."""
+def attach_intake_hooks(services: Services) -> Services:
+    """What the supervisor runs during intake: assignment files become sessions."""
+    services.hooks.on_assignment = plan_hooks.assignment_reader(services)
+    return services
+
+
+def attach_worker_hooks(services: Services) -> Services:
+    """What the worker runs beside the stages: reports and gap-fill after a corpus run,
+    the automatic export, and the Gemini judge (its hook and its poll) when configured."""
     hooks = services.hooks
-    hooks.on_assignment = plan_hooks.assignment_reader(services)
     hooks.after_corpus_run.append(partial(plan_hooks.after_corpus_run, services))
     if services.config.rag.auto_export:
         hooks.after_corpus_run.append(partial(export_after_corpus_run, services))

@@ -58,8 +58,11 @@ def validate(batch: Batch, ctx: Services, now: float) -> Batch:
     except InputError as exc:
         return reject(batch, ctx, now, exc)
     if not pairs:
-        why = f"no valid pairs ({len(errors)} invalid item(s))" if errors else "no pairs"
-        return reject(batch, ctx, now, InputError(batch.path, why), errors)
+        if errors:  # each at its own position, listed with the rejection
+            problem = InputError(batch.path, f"no valid pairs ({len(errors)} invalid item(s))")
+        else:
+            problem = InputError(batch.path, "no pairs: the file holds none", "whole file")
+        return reject(batch, ctx, now, problem, errors)
     if errors:
         feedback = write_feedback(
             ctx.config.inbox_dir,

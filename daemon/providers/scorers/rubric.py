@@ -23,7 +23,7 @@ PENALTY = 30.0
 
 _PLACEHOLDER = re.compile(
     r"\b(todo|tbd|lorem ipsum|placeholder|insert (answer|text) here|xxx+|fill (this|me) in)\b"
-    r"|\[(insert|answer|todo)[^\]]*\]",
+    r"|\[(insert|answer|todo)[^\[\]]*\]",  # not past the next "[": linear on "[todo[todo..."
     re.I,
 )
 _REFUSAL = re.compile(
@@ -37,7 +37,9 @@ _PERIOD = re.compile(
     r"\b\d+[- ]?(period|day|week|hour|bar|candle|month)s?\b|\b(daily|weekly)\b", re.I
 )
 _THRESHOLD = re.compile(r"\b(above|below|over|under|exceeds?|crosses?)\b[^.]{0,30}\d", re.I)
-_PARAMETER = re.compile(r"\b[A-Z][A-Za-z]*_?[a-z{]*\b\s*\(|\b(alpha|beta|sigma|N|k)\b\s*=")
+# Possessive (*+): the two letter classes overlap, and backtracking between them made a
+# long capitalised word cost quadratic time; giving letters back can never reach the "(".
+_PARAMETER = re.compile(r"\b[A-Z][A-Za-z]*+_?[a-z{]*+\b\s*\(|\b(alpha|beta|sigma|N|k)\b\s*=")
 _WORD = re.compile(r"\w+")
 
 

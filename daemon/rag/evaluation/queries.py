@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ TEMPLATES = (
     "What are the limitations of the {name}?",
 )
 _ABBREVIATION_MAX = 8
-_PARAMETERS = re.compile(r"\s*\(.*\)\s*")
 
 
 class QueryFileError(InboxdError):
@@ -37,9 +35,18 @@ class EvalQuery:
     origin: str  # "builtin:name", "builtin:template", "user:line 3"
 
 
+def _without_parameters(alias: str) -> str:
+    """``RSI (14)`` -> ``RSI``: from the first ``(`` to the last ``)``, with the spaces
+    around, is dropped. A scan, not ``\\s*\\(.*\\)\\s*``: linear on any catalog."""
+    start, end = alias.find("("), alias.rfind(")")
+    if start < 0 or end < start:
+        return alias
+    return alias[:start].rstrip() + alias[end + 1 :].lstrip()
+
+
 def _abbreviation(indicator: Indicator) -> str | None:
     """The indicator's abbreviation (RSI, MACD, MVRV), from its aliases or its id."""
-    candidates = [_PARAMETERS.sub("", alias).strip() for alias in indicator.aliases]
+    candidates = [_without_parameters(alias).strip() for alias in indicator.aliases]
     candidates.append(indicator.id.upper())
     short = [c for c in candidates if c.isupper() and c.isalnum() and len(c) <= _ABBREVIATION_MAX]
     return min(short, key=len) if short else None
