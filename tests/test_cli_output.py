@@ -194,7 +194,7 @@ def test_log_level_on_a_terminal_shows_console_log_lines(demo: Path) -> None:
 @pytest.mark.slow
 def test_off_a_terminal_the_answer_is_on_stdout_and_json_logs_on_stderr(demo: Path) -> None:
     """Piped, ``search`` writes only its table to stdout and JSON log lines to stderr."""
-    result = run_cli(demo, "search", "simple moving average", "-k", "2")
+    result = run_cli(demo, "search", "simple moving average", "-k", "2", timeout=TIMEOUT * 3)
     assert result.returncode == 0, result.stderr
     assert "result(s) for" in result.stdout and not has_json_line(result.stdout)
     events = [json.loads(line)["event"] for line in result.stderr.splitlines()]
@@ -250,7 +250,7 @@ SESSION_ROW = re.compile(r"^│\s+(\d\d) │", re.MULTILINE)
 
 
 def _status(root: Path, *args: str) -> str:
-    result = run_cli(root, "status", *args, COLUMNS="120")
+    result = run_cli(root, "status", *args, timeout=TIMEOUT * 3, COLUMNS="120")
     assert result.returncode == 0, result.stderr
     return result.stdout
 

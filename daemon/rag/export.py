@@ -237,22 +237,13 @@ def export_after_corpus_run(ctx: Services, now: float) -> None:
     export is still there and intact.
     """
     try:
-        export_knowledge_base(
-            ctx.config,
-            ctx.store,
-            ctx.index,
-            scorer=ctx.scorer.name,
-            catalog=ctx.catalog,
-            log=ctx.log,
-            now=now,
-            progress=ctx.progress,
-        )
+        export_services(ctx, now)
     except ExportError as exc:
         ctx.log.error(EXPORT_FAILED, error=str(exc))
 
 
-def export_services(ctx: Services) -> ExportResult:
-    """``inboxd export``: the knowledge base of the root ``ctx`` reads."""
+def export_services(ctx: Services, now: float | None = None) -> ExportResult:
+    """``inboxd export`` (and the hook): the knowledge base of the root ``ctx`` reads."""
     return export_knowledge_base(
         ctx.config,
         ctx.store,
@@ -260,5 +251,6 @@ def export_services(ctx: Services) -> ExportResult:
         scorer=ctx.scorer.name,
         catalog=ctx.catalog,
         log=ctx.log,
+        now=now,
         progress=ctx.progress,
     )
