@@ -218,6 +218,27 @@ def test_run_once_on_a_terminal_draws_progress_then_one_summary_line(tmp_path: P
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("command", "bar", "answer"),
+    [
+        (("export",), "exporting", "exported 5 pairs to"),
+        (("eval", "--limit", "20"), "eval: embedding queries", "reports: "),
+    ],
+)
+def test_export_and_eval_on_a_terminal_draw_a_bar_then_print_the_answer(
+    demo: Path, command: tuple[str, ...], bar: str, answer: str
+) -> None:
+    """``export`` and ``eval`` draw their progress while they work, then leave only
+    their answer and no log line."""
+    code, shown, _ = on_terminal(*command, "--root", str(demo))
+    assert code == 0, shown
+    assert bar in shown
+    assert answer in shown
+    assert "export.written" not in shown and "eval.completed" not in shown
+    assert not has_json_line(shown)
+
+
+@pytest.mark.slow
 def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     """With stderr piped, ``run --once`` draws nothing there: no bar characters."""
     from builders import example_tree

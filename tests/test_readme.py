@@ -29,7 +29,7 @@ from conftest import INBOXD, REPO, TIMEOUT
 DOCUMENTS = (REPO / "README.md", REPO / "systemd" / "README.md")
 UNIT = REPO / "systemd" / "inboxd.service"
 #: The marker for a line the test cannot run here, and the reasons it accepts.
-MARKER = re.compile(r"#\s*needs:\s*(\w+)\s*$")
+MARKER = re.compile(r"#\s*needs:\s*(\w+)(?:\s*\([^)]*\))?\s*$")
 REASONS = frozenset({"systemd", "network"})
 _FENCE = re.compile(r"^\s*```\s*(\w*)\s*$")
 _SHELL_BLOCKS = frozenset({"", "sh", "bash", "shell"})
@@ -102,14 +102,14 @@ def lines_of(text: str, name: str) -> list[Line]:
     """The ``inboxd``, ``scripts/dev`` and ``cp`` lines of the shell code blocks in a
     Markdown text, in order."""
     found: list[Line] = []
-    in_block = False
+    block: str | None = None  # the open block's language ("" when unnamed), or None
     pending: tuple[int, str] | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
         fence = _FENCE.match(raw)
         if fence:
-            in_block = not in_block and fence.group(1) in _SHELL_BLOCKS
+            block = fence.group(1) if block is None else None
             continue
-        if not in_block:
+        if block not in _SHELL_BLOCKS:
             continue
         start, sofar = pending if pending else (number, "")
         joined = sofar + raw.strip()
@@ -153,11 +153,12 @@ def test_extraction_joins_continuations_reads_markers_and_ignores_other_blocks()
             "     /var/backups/x.db    # a comment",
             "systemctl start inboxd",
             "INBOXD_X=1 inboxd refine --root /tmp/demo",
-            "inboxd ask 'what # is this' --generator gemini   # needs: network",
+            "inboxd ask 'what # is this' --generator gemini   # needs: network (Gemini)",
             "```",
             "```toml",
             'inboxd = "not a command"',
             "```",
+            "inboxd run   # prose again, after a block that is not shell",
         ]
     )
     found = lines_of(text, "doc")
@@ -217,9 +218,10 @@ class Runner:
         )
 
     def localise(self, line: Line) -> str:
-        command = line.command
-        for written, here in self.paths.items():
-            command = command.replace(written, here)
+        # One pass, longest first: a replacement is never replaced again.
+        written = sorted(self.paths, key=len, reverse=True)
+        pattern = re.compile("|".join(re.escape(w) for w in written))
+        command = pattern.sub(lambda m: self.paths[m.group(0)], line.command)
         if line.program == "scripts/dev" and line.words[1:2] == ["test"]:
             command += " " + shlex.join(NARROW_TESTS)
         return command
