@@ -9,8 +9,10 @@ from typing import Any
 
 import click
 
-from daemon.cli.support import load, with_errors
+from daemon.cli.progress import TerminalProgress
+from daemon.cli.support import global_options, load, with_errors
 from daemon.core.logs import get_logger
+from daemon.core.progress import Progress
 from daemon.providers.generators import make_generator
 from daemon.rag.evaluation import evaluate as evaluate_retrieval
 from daemon.rag.export import ExportResult, export_services
@@ -19,6 +21,7 @@ from daemon.runtime.wiring import reading
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@global_options
 @click.pass_context
 def export(ctx: click.Context, as_json: bool) -> None:
     """Export the refined knowledge base for a RAG system (works while the daemon runs).
@@ -30,16 +33,18 @@ def export(ctx: click.Context, as_json: bool) -> None:
 
     \b
     Example:
-      inboxd --root ~/research export
-      inboxd --root ~/research export --json | jq .pairs
+      inboxd export --root ~/research
+      inboxd export --json --root ~/research | jq .pairs
     """
     config = load(ctx)
 
     def run() -> ExportResult:
         with reading(config, get_logger()) as services:
+            services.progress = Progress(listeners=bar.listeners)
             return export_services(services)
 
-    result = with_errors(run)
+    with TerminalProgress() as bar:
+        result = with_errors(run)
     if as_json:
         click.echo(
             json.dumps(
@@ -66,6 +71,7 @@ def export(ctx: click.Context, as_json: bool) -> None:
 @click.option("--no-builtin", is_flag=True, help="Skip the queries generated from the catalog.")
 @click.option("--limit", type=click.IntRange(1), help="Evaluate at most this many queries.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@global_options
 @click.pass_context
 def evaluate(
     ctx: click.Context,
@@ -83,18 +89,20 @@ def evaluate(
 
     \b
     Example:
-      inboxd --root ~/research eval
-      inboxd --root ~/research eval --queries my-queries.jsonl --no-builtin
+      inboxd eval --root ~/research
+      inboxd eval --queries my-queries.jsonl --no-builtin --root ~/research
     """
     config = load(ctx)
 
     def run() -> tuple[dict[str, Any], dict[str, Path]]:
         with reading(config, get_logger()) as services:
+            services.progress = Progress(listeners=bar.listeners)
             return evaluate_retrieval(
                 services, queries_path=queries_path, builtin=not no_builtin, limit=limit
             )
 
-    report, paths = with_errors(run)
+    with TerminalProgress() as bar:
+        report, paths = with_errors(run)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -116,6 +124,7 @@ def evaluate(
     help="Who writes the answer (default [rag] generator).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@global_options
 @click.pass_context
 def ask(
     ctx: click.Context,
@@ -135,9 +144,9 @@ def ask(
 
     \b
     Example:
-      inboxd --root ~/research ask "How is the RSI calculated?"
-      inboxd --root ~/research ask "What does MVRV above 3.5 mean?" --generator none
-      INBOXD_OPENAI__MODEL=mixtral inboxd --root ~/research ask "..." --generator openai
+      inboxd ask "How is the RSI calculated?" --root ~/research
+      inboxd ask "What does MVRV above 3.5 mean?" --generator none --root ~/research
+      INBOXD_OPENAI__MODEL=mixtral inboxd ask "..." --generator openai --root ~/research
     """
     from daemon.core.logs import get_logger
     from daemon.rag.ask import ask_configured

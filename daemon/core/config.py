@@ -214,7 +214,8 @@ class Config(BaseSettings):
     )
 
     root: Path = Field(default_factory=Path.cwd)
-    log_format: Literal["json", "console"] = "json"
+    # auto: console on a terminal, JSON otherwise (journald, pipes, files).
+    log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # The daemon (`inboxd run`) also appends its JSON lines to state/logs/inboxd.log,
     # rotated by size, for hosts without journald or to keep months of history.
@@ -341,8 +342,10 @@ DEFAULT_CONFIG_TOML = """\
 # inboxd configuration. Every key can also be set as an environment variable:
 # INBOXD_<SECTION>__<KEY>, e.g. INBOXD_WATCH__SETTLE_SECONDS=5. Command-line options win.
 
-# log_format = "json"        # "json" (one object a line, for journald) or "console"
-# log_level = "info"
+# log_format = "auto"        # "json" (one object a line, for journald), "console", or
+#                            # "auto": console on a terminal, else json
+# log_level = "info"         # a command other than `run` shows warnings only on a
+#                            # terminal, unless --log-level asks for more
 # log_file = false           # `run` also appends its JSON log lines to state/logs/inboxd.log
 # log_file_max_bytes = 10485760   # ... rotated at this size (inboxd.log.1, .2, ...)
 # log_file_backups = 5       # ... keeping this many rotated files

@@ -205,6 +205,37 @@ class RotatingFileSink:
         self._handler.close()
 
 
+class CurrentStream:
+    """``sys.stdout`` or ``sys.stderr`` as they are at each write, not at start-up.
+
+    A progress bar on a terminal (rich) swaps ``sys.stderr``/``sys.stdout`` for proxies
+    that print above the bar; a logger holding the original file would draw through it.
+    """
+
+    def __init__(self, name: str) -> None:
+        if name not in ("stdout", "stderr"):
+            raise ValueError(f"not a standard stream: {name}")
+        self.name = name
+
+    def _target(self) -> TextIO:
+        target: TextIO = getattr(sys, self.name)
+        return target
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        return self._target().isatty()
+
+
+def current_stream(name: str) -> Any:
+    """A stream that follows ``sys.<name>`` (``stdout`` or ``sys.stderr``) as it changes."""
+    return CurrentStream(name)
+
+
 _file_sink: RotatingFileSink | None = None
 
 
