@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from daemon import atomic
 from daemon.layout import FEEDBACK_DIR
@@ -38,11 +39,16 @@ def write_feedback(
     imported: int,
     errors: Sequence[PairError],
     rejected_reason: str | None = None,
+    extra_markdown: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write (or rewrite, idempotently) the feedback for one file version."""
+    """Write (or rewrite, idempotently) the feedback for one file version; later
+    stages add their sections (``extra_markdown`` lines, ``extra`` JSON keys)."""
     md_path, json_path = feedback_paths(inbox_dir, agent, relpath, sha256)
     if rejected_reason:
         verdict = f"**Rejected whole**: {rejected_reason}\n\nNothing from this file was imported."
+    elif not errors:
+        verdict = f"{imported} pair(s) imported; every item was valid."
     else:
         verdict = (
             f"{imported} pair(s) imported; {len(errors)} item(s) were not, "
@@ -55,8 +61,10 @@ def write_feedback(
         lines += [f"| `{e.position}` | {_cell(e.reason)} |" for e in errors[:_SHOWN]]
         if len(errors) > _SHOWN:
             lines.append(f"| ... | {len(errors) - _SHOWN} more |")
-    atomic.write_text(md_path, "\n".join(lines) + "\n")
-    atomic.write_text(
+    if extra_markdown:  # one blank line between sections
+        lines += ["", *extra_markdown] if lines[-1] else list(extra_markdown)
+    atomic.write_text_if_changed(md_path, "\n".join(lines) + "\n")
+    atomic.write_text_if_changed(
         json_path,
         json.dumps(
             {
@@ -65,6 +73,7 @@ def write_feedback(
                 "rejected": rejected_reason,
                 "imported": imported,
                 "errors": [{"position": e.position, "reason": e.reason} for e in errors],
+                **(extra or {}),
             },
             indent=2,
         )

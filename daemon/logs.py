@@ -34,6 +34,7 @@ class Event(StrEnum):
     BATCH_TRANSITION = "batch.transition"
     BATCH_RETRY_SCHEDULED = "batch.retry_scheduled"
     BATCH_PARKED = "batch.parked"
+    BATCH_HOOK_FAILED = "batch.hook_failed"
     SIGNAL_RECEIVED = "signal.received"
     PROGRESS_UPDATED = "progress.updated"
     ASSIGNMENT_REGISTERED = "assignment.registered"

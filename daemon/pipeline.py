@@ -189,7 +189,24 @@ class Pipeline:
             duration_ms=round((time.monotonic() - started) * 1000, 1),
             **self._counts(moved),
         )
+        self._after_move(moved, now)
         return moved
+
+    def _after_move(self, batch: Batch, now: float) -> None:
+        """Hooks on a move (feedback for the agent, sinks to keep in step): each gets the
+        context, the moved batch and the time. The move is done: a failing hook is
+        logged and the others still run."""
+        for hook in self.ctx.services.get("after_move", []):
+            try:
+                hook(self.ctx, batch, now)
+            except Exception as exc:  # a hook's bug must not fail the batch
+                self.ctx.log.exception(
+                    Event.BATCH_HOOK_FAILED,
+                    hook=getattr(hook, "__qualname__", repr(hook)),
+                    batch=batch.id,
+                    state=str(batch.state),
+                    error=repr(exc),
+                )
 
     def _counts(self, batch: Batch) -> dict[str, int]:
         if batch.state not in (BatchState.VALIDATED, BatchState.IMPORTED):

@@ -72,4 +72,9 @@ def wire(ctx: StageContext, stages: dict[BatchState, Stage]) -> dict[BatchState,
         from daemon.gemini.hooks import attach  # registers nothing unless configured
 
         attach(ctx)
+        # Last, so they see what the hooks before them changed (judge scores, say).
+        from daemon import agent_feedback
+
+        ctx.services.setdefault("after_move", []).append(agent_feedback.after_batch_moved)
+        ctx.services["after_corpus_run"].append(agent_feedback.after_corpus_run)
     return stages
