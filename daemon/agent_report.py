@@ -91,12 +91,17 @@ def _outcome(
     pair_id = item["pair_id"]
     if item["duplicate_of"] is not None:
         kept = item["duplicate_of"]
-        return {
+        where = _first_live(delivered.get(kept, []))
+        found = {
             "outcome": EXACT if item["method"] == "exact" else NEAR,
             "of": kept,
-            **_where(_first_live(delivered.get(kept, [])), batch),
+            **_where(where, batch),
             "similarity": round(float(item["similarity"]), 3),
         }
+        if where is not None and where["batch_id"] > batch.id:
+            # Delivered first, but a later pair saying the same scored higher and is kept.
+            found["later_kept"] = True
+        return found
     earlier = [d for d in delivered.get(pair_id, []) if d["batch_id"] < batch.id]
     elsewhere = [
         d for d in earlier if d["path"] != batch.path and d["state"] != BatchState.SUPERSEDED
@@ -229,8 +234,7 @@ def _table(header: Sequence[str], rows: list[list[str]], align: str = "") -> lis
 
 
 def _advice(report: dict[str, Any]) -> list[str]:
-    summary = report["summary"]
-    repeated = summary["exact_duplicates"] + summary["near_duplicates"]
+    repeated = sum(1 for d in report["duplicates"] if not d.get("later_kept"))
     advice = []
     if repeated:
         advice.append(
@@ -290,7 +294,7 @@ def render_report(report: dict[str, Any]) -> list[str]:
                     _snippet(d["question"]),
                     f"pair {d['of']}: {_snippet(d['of_question'], 60)}",
                     _where_cell(d),
-                    f"{d['similarity']:.3f}" + (" (yours kept)" if d.get("kept_this_one") else ""),
+                    f"{d['similarity']:.3f}" + _kept_note(d),
                 ]
                 for d in report["duplicates"]
             ],
@@ -317,6 +321,14 @@ def render_report(report: dict[str, Any]) -> list[str]:
             [_coverage_cells(row) for row in report["coverage"]],
         )
     return lines
+
+
+def _kept_note(duplicate: dict[str, Any]) -> str:
+    if duplicate.get("kept_this_one"):
+        return " (this one scored higher: kept)"
+    if duplicate.get("later_kept"):
+        return " (the later one scored higher: kept)"
+    return ""
 
 
 def _where_cell(duplicate: dict[str, Any]) -> str:

@@ -9,29 +9,62 @@ from typing import Any
 
 import click
 
-from daemon.cli_support import load, with_errors
+from daemon.cli_support import EXIT_ERROR, fail, load, with_errors
 
 
 @click.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["files", "chroma"]),
+    default="files",
+    show_default=True,
+    help="files: the export folder; chroma: a Chroma collection at PATH.",
+)
+@click.option("--collection", help="Chroma collection name (default [rag] chroma_collection).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def export(ctx: click.Context, as_json: bool) -> None:
+def export(
+    ctx: click.Context, path: Path | None, target: str, collection: str | None, as_json: bool
+) -> None:
     """Export the refined knowledge base for a RAG system (works while the daemon runs).
 
-    Writes knowledge_base.jsonl, the hnswlib index with its label map and metadata,
-    manifest.json (counts, quality, sha256) and a README with a loading example into a
-    new folder, then points state/export at it atomically. The daemon does the same
-    after every corpus refinement run ([rag] auto_export).
+    --to files (default) writes knowledge_base.jsonl, the hnswlib index with its label
+    map and metadata, manifest.json (counts, quality, sha256) and a README with a
+    loading example into a new folder, then points state/export at it atomically. The
+    daemon does the same after every corpus refinement run ([rag] auto_export).
+
+    --to chroma makes the Chroma collection at PATH (default [rag] chroma_path, else
+    state/chroma) equal the active corpus: inboxd's own vectors, ids = pair ids, cosine
+    distance; changed pairs upserted, inactive ones deleted. Needs
+    `pip install 'inboxd[chroma]'`; [rag] chroma_sync = true keeps it in sync.
 
     \b
     Example:
       inboxd --root ~/research export
       inboxd --root ~/research export --json | jq .pairs
+      inboxd --root ~/research export --to chroma ~/rag/chroma
     """
-    from daemon.export import run_export
     from daemon.logs import get_logger
 
     config = load(ctx)
+    if target == "chroma":
+        from daemon.sinks.chroma import run_chroma_export
+
+        synced = with_errors(lambda: run_chroma_export(config, path, collection))
+        if as_json:
+            click.echo(json.dumps(synced.as_dict(), indent=2))
+        else:
+            click.echo(
+                f"chroma collection {synced.collection!r} at {synced.path}: {synced.pairs} pairs"
+                f" ({synced.upserted} upserted, {synced.deleted} deleted)"
+            )
+        return
+    if path is not None or collection is not None:
+        fail("PATH and --collection are for --to chroma; files go to [rag] export_dir", EXIT_ERROR)
+    from daemon.export import run_export
+
     result = with_errors(lambda: run_export(config, get_logger()))
     if as_json:
         click.echo(

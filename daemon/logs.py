@@ -46,6 +46,8 @@ class Event(StrEnum):
     SEARCH_NOT_SERVED = "search.not_served"
     GAPS_DISPATCHED = "gaps.dispatched"
     INDEX_SAVED = "index.saved"
+    CHROMA_SYNCED = "chroma.synced"
+    CHROMA_SYNC_FAILED = "chroma.sync_failed"
     INDEX_REBUILT = "index.rebuilt"
     INDEX_LOADED = "index.loaded"
     DEDUP_DECIDED = "dedup.decided"

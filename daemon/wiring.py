@@ -77,4 +77,7 @@ def wire(ctx: StageContext, stages: dict[BatchState, Stage]) -> dict[BatchState,
 
         ctx.services.setdefault("after_move", []).append(agent_feedback.after_batch_moved)
         ctx.services["after_corpus_run"].append(agent_feedback.after_corpus_run)
+        from daemon.sinks import chroma  # registers nothing unless rag.chroma_sync
+
+        chroma.attach(ctx)
     return stages

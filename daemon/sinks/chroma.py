@@ -1,0 +1,343 @@
+"""A Chroma collection kept equal to the refined corpus, for RAG stacks built on Chroma.
+
+The collection holds exactly the pairs inboxd's own index holds (active: not superseded,
+not folded as duplicates, duplicate check done): id = the pair id, the embedding =
+inboxd's stored vector (nothing is embedded again), the document = question and answer,
+and scalar metadata (indicator, session, quality, tier, sources joined...). Its
+distance space is cosine, as inboxd's, so a threshold such as ``< 0.5`` means the same
+in both. Each sync compares the collection with the DB through a fingerprint stored in
+each record's metadata: new and changed pairs are upserted, pairs that stopped being
+active are deleted, unchanged ones are not touched. A collection that inboxd made for
+another embedding model is rebuilt; one it did not make is refused.
+
+chromadb is an optional extra (``pip install 'inboxd[chroma]'``); it is imported only
+here, on first use. One writer at a time: a sync holds ``PATH/.inboxd-sync.lock``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daemon.catalog import Catalog
+from daemon.config import Config
+from daemon.errors import ConfigError, InboxdError
+from daemon.knowledge_base import knowledge_base_rows
+from daemon.logs import Event
+from daemon.records import Batch
+from daemon.refine import indexable_ids, pair_vectors
+from daemon.stages import StageContext
+from daemon.states import BatchState
+from daemon.store import Store
+from daemon.store import corpus as q
+
+INSTALL_HINT = "pip install 'inboxd[chroma]'"
+SPACE = "cosine"
+LOCK_FILE = ".inboxd-sync.lock"
+FINGERPRINT = "inboxd_fingerprint"
+_MADE_BY = "inboxd_model"  # collection metadata: the embedding model of its vectors
+
+
+class ChromaSinkError(InboxdError):
+    """The Chroma collection cannot be written (or is not inboxd's to write)."""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    path: Path
+    collection: str
+    pairs: int  # what the collection holds now
+    upserted: int
+    deleted: int
+    recreated: bool
+    duration_ms: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "path": str(self.path)}
+
+
+def chroma_available() -> bool:
+    """Whether the chroma extra is installed (without importing it)."""
+    return importlib.util.find_spec("chromadb") is not None
+
+
+def require_chroma(what: str) -> None:
+    """Raise a ConfigError naming the extra to install when chromadb is missing."""
+    if not chroma_available():
+        raise ConfigError(f"{what} needs chromadb, which is not installed: {INSTALL_HINT}")
+
+
+def chroma_path(config: Config, override: Path | None = None) -> Path:
+    """Where the collection lives: ``override``, else ``rag.chroma_path``, else
+    ``state/chroma``; relative paths are taken from the root."""
+    chosen = override or config.rag.chroma_path
+    if chosen is None:
+        return config.state_dir / "chroma"
+    return chosen if chosen.is_absolute() else config.root / chosen
+
+
+# -- records -------------------------------------------------------------------------------
+
+
+def _joined(values: list[Any], sep: str) -> str:
+    return sep.join(str(v) for v in values if v not in (None, ""))
+
+
+def records(
+    store: Store, ids: list[int], scorer: str, catalog: Catalog, model_id: str
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Chroma id -> (document, metadata) of each pair. Metadata values are scalars (lists
+    joined, None left out); the fingerprint changes when any of them, the text or the
+    embedding model changes."""
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    for row in knowledge_base_rows(store, ids, scorer, catalog):
+        document = f"{row['question']}\n\n{row['answer']}"
+        provenance = row["provenance"]
+        values: dict[str, Any] = {
+            "pair_id": row["id"],
+            "question": row["question"],
+            "indicator": row["indicator"],
+            "indicator_name": row["indicator_name"],
+            "session": row["session"],
+            "category": row["category"],
+            "type": row["type"],
+            "difficulty": row["difficulty"],
+            "quality": row["quality"],
+            "tier": row["tier"],
+            "scorer": row["scorer"],
+            "tags": _joined(row["tags"], ", "),
+            "sources": _joined(row["sources"], "; "),
+            "files": _joined([f["path"] for f in provenance["files"]], "; "),
+            "duplicates_folded": len(provenance["duplicates_folded"]),
+        }
+        metadata = {k: v for k, v in values.items() if v not in (None, "")}
+        digest = hashlib.sha256(
+            json.dumps([model_id, document, metadata], sort_keys=True, default=str).encode()
+        ).hexdigest()[:32]
+        found[str(row["id"])] = (document, {**metadata, FINGERPRINT: digest})
+    return found
+
+
+# -- the collection ------------------------------------------------------------------------
+
+
+def _chromadb() -> Any:
+    try:
+        import chromadb
+    except ImportError as exc:
+        raise ChromaSinkError(
+            f"the Chroma sink needs chromadb, which is not installed: {INSTALL_HINT} ({exc})"
+        ) from exc
+    return chromadb
+
+
+@contextmanager
+def _locked(path: Path, *, wait: bool) -> Iterator[bool]:
+    """Hold the sync lock of ``path``; yields False when ``wait`` is off and it is taken."""
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _collection(client: Any, name: str, model_id: str, path: Path) -> tuple[Any, bool]:
+    """The collection, created (cosine) if missing; recreated if inboxd made it for other
+    vectors. Returns it and whether it was (re)created over an existing one."""
+    chromadb = _chromadb()
+    metadata = {_MADE_BY: model_id, "inboxd_space": SPACE}
+    try:
+        existing = client.get_collection(name, embedding_function=None)
+    except chromadb.errors.NotFoundError:
+        existing = None
+    recreated = False
+    if existing is not None:
+        made_for = (existing.metadata or {}).get(_MADE_BY)
+        space = ((existing.configuration or {}).get("hnsw") or {}).get("space")
+        if made_for == model_id and space == SPACE:
+            return existing, False
+        if made_for is None and existing.count():
+            raise ChromaSinkError(
+                f"the Chroma collection {name!r} in {path} holds {existing.count()} records"
+                " that inboxd did not write; choose another [rag] chroma_collection or path"
+            )
+        client.delete_collection(name)  # inboxd's, for another model or space: rebuilt
+        recreated = True
+    created = client.create_collection(
+        name,
+        configuration={"hnsw": {"space": SPACE}},
+        metadata=metadata,
+        embedding_function=None,  # vectors come from inboxd; Chroma must not embed
+    )
+    return created, recreated
+
+
+def _fingerprints(collection: Any, batch: int) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    total = collection.count()
+    for offset in range(0, total, batch):
+        page = collection.get(include=["metadatas"], limit=batch, offset=offset)
+        for chroma_id, metadata in zip(page["ids"], page["metadatas"], strict=True):
+            found[chroma_id] = (metadata or {}).get(FINGERPRINT)
+    return found
+
+
+def sync_collection(
+    store: Store,
+    *,
+    path: Path,
+    name: str,
+    model_id: str,
+    scorer: str,
+    catalog: Catalog,
+    wait: bool = True,
+) -> SyncResult | None:
+    """Make the collection ``name`` at ``path`` equal the active corpus. Returns None
+    when ``wait`` is off and another sync holds the lock (the next one catches up)."""
+    chromadb = _chromadb()
+    started = time.monotonic()
+    with _locked(path, wait=wait) as held:
+        if not held:
+            return None
+        try:
+            client = chromadb.PersistentClient(
+                path=str(path),
+                settings=chromadb.config.Settings(anonymized_telemetry=False),
+            )
+        except Exception as exc:
+            raise ChromaSinkError(f"cannot open the Chroma database at {path}: {exc}") from exc
+        with client:
+            try:
+                return _sync(client, store, path, name, model_id, scorer, catalog, started)
+            except InboxdError:
+                raise
+            except (chromadb.errors.ChromaError, ValueError, OSError) as exc:
+                raise ChromaSinkError(f"Chroma refused the sync of {path}: {exc}") from exc
+
+
+def _sync(
+    client: Any,
+    store: Store,
+    path: Path,
+    name: str,
+    model_id: str,
+    scorer: str,
+    catalog: Catalog,
+    started: float,
+) -> SyncResult:
+    collection, recreated = _collection(client, name, model_id, path)
+    batch = max(1, min(2000, int(client.get_max_batch_size())))
+    wanted = records(store, indexable_ids(store), scorer, catalog, model_id)
+    have = _fingerprints(collection, batch)
+    stale = sorted(set(have) - set(wanted), key=int)
+    changed = [i for i in wanted if have.get(i) != wanted[i][1][FINGERPRINT]]
+    for start in range(0, len(stale), batch):
+        collection.delete(ids=stale[start : start + batch])
+    for start in range(0, len(changed), batch):
+        chunk = changed[start : start + batch]
+        rows = q.pairs_by_id(store.db, [int(i) for i in chunk])
+        by_id = {str(r["id"]): r for r in rows}
+        vectors = pair_vectors(store, model_id, [by_id[i] for i in chunk])
+        collection.upsert(
+            ids=chunk,
+            embeddings=vectors,
+            documents=[wanted[i][0] for i in chunk],
+            metadatas=[wanted[i][1] for i in chunk],
+        )
+    return SyncResult(
+        path=path,
+        collection=name,
+        pairs=collection.count(),
+        upserted=len(changed),
+        deleted=len(stale),
+        recreated=recreated,
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
+
+
+# -- the command and the daemon's hooks ----------------------------------------------------
+
+
+def run_chroma_export(
+    config: Config, path: Path | None = None, collection: str | None = None
+) -> SyncResult:
+    """``inboxd export --to chroma [PATH]``: sync from the DB (read-only), waiting for a
+    sync the daemon may be running."""
+    from daemon.catalog import load_catalog
+    from daemon.embedders import make_embedder
+    from daemon.scorers import make_scorer
+
+    _chromadb()
+    if not config.db_path.exists():
+        raise ChromaSinkError(f"no database under {config.root}; run `inboxd run` first")
+    store = Store(config.db_path, readonly=True)
+    try:
+        result = sync_collection(
+            store,
+            path=chroma_path(config, path),
+            name=collection or config.rag.chroma_collection,
+            model_id=make_embedder(config).model_id,
+            scorer=make_scorer(config).name,
+            catalog=load_catalog(config.catalog_path),
+        )
+    finally:
+        store.close()
+    if result is None:  # cannot happen: this call waits for the lock
+        raise ChromaSinkError(f"the Chroma collection at {path} is locked by another sync")
+    return result
+
+
+def _sync_from_daemon(ctx: StageContext, trigger: str) -> None:
+    try:
+        result = sync_collection(
+            ctx.store,
+            path=chroma_path(ctx.config),
+            name=ctx.config.rag.chroma_collection,
+            model_id=ctx.services["embedder"].model_id,
+            scorer=ctx.services["scorer"].name,
+            catalog=ctx.services["catalog"],
+            wait=False,  # a person's `export --to chroma` is running: the next sync catches up
+        )
+    except InboxdError as exc:
+        ctx.log.error(Event.CHROMA_SYNC_FAILED, trigger=trigger, error=str(exc))
+        return
+    if result is None:
+        ctx.log.info(Event.CHROMA_SYNCED, trigger=trigger, skipped="another sync holds the lock")
+    else:
+        ctx.log.info(Event.CHROMA_SYNCED, trigger=trigger, **result.as_dict())
+
+
+def after_batch_moved(ctx: StageContext, batch: Batch, now: float) -> None:
+    """Pipeline hook: sync once a batch is indexed."""
+    if batch.state is BatchState.INDEXED:
+        _sync_from_daemon(ctx, f"batch {batch.id}")
+
+
+def after_corpus_run(ctx: StageContext, now: float) -> None:
+    """Corpus hook: duplicates were re-decided; sync."""
+    _sync_from_daemon(ctx, "corpus run")
+
+
+def attach(ctx: StageContext) -> None:
+    """Register the hooks when ``rag.chroma_sync`` is on; stop start-up with the extra to
+    install when chromadb is missing."""
+    if not ctx.config.rag.chroma_sync:
+        return
+    require_chroma("rag.chroma_sync = true")
+    ctx.services.setdefault("after_move", []).append(after_batch_moved)
+    ctx.services.setdefault("after_corpus_run", []).append(after_corpus_run)
