@@ -122,7 +122,8 @@ def after_batch_moved(ctx: StageContext, batch: Batch, now: float) -> None:
     version that comes to rest (indexed or rejected)."""
     if batch.state is BatchState.INDEXED:
         scorer = ctx.services["scorer"].name
-        found = coverage_now(ctx.store, ctx.config, ctx.services["catalog"], scorer)
+        indicators = outcomes.batch_indicators(ctx.store.db, batch.id)
+        found = coverage_now(ctx.store, ctx.config, ctx.services["catalog"], scorer, indicators)
         report = write_report(ctx.config, ctx.store, batch, scorer, found)
         summary = report["summary"]
         ctx.log.info(

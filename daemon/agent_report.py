@@ -16,7 +16,7 @@ run, which re-decides duplicates and may bring the judge's scores.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from daemon.catalog import Catalog
@@ -34,11 +34,18 @@ _SHOWN = 200  # rows per Markdown table; the JSON has them all
 _SNIPPET = 90  # characters of a question shown in a table
 
 
-def coverage_now(store: Store, config: Config, catalog: Catalog, scorer: str) -> Coverage:
-    """The plan set against the corpus as it is now (the indicators' side of a report)."""
+def coverage_now(
+    store: Store,
+    config: Config,
+    catalog: Catalog,
+    scorer: str,
+    indicators: Collection[str] | None = None,
+) -> Coverage:
+    """The plan set against the corpus as it is now (the indicators' side of a report);
+    with ``indicators``, right for those only (the others count as empty)."""
     return analyse(
         catalog,
-        plan_db.indicator_facts(store.db, scorer),
+        plan_db.indicator_facts(store.db, scorer, indicators),
         plan_db.assignments(store.db),
         config.coverage,
     )

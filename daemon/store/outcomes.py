@@ -114,3 +114,15 @@ def item_counts(db: Database, batch_id: int) -> tuple[int, int]:
         "SELECT pairs_valid, pairs_invalid FROM batches WHERE id = ?", [batch_id]
     ).fetchone()
     return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
+
+
+def batch_indicators(db: Database, batch_id: int) -> set[str]:
+    """The indicators a batch's pairs name."""
+    return {
+        str(row[0])
+        for row in db.execute(
+            "SELECT DISTINCT p.indicator FROM pair_sources s JOIN pairs p ON p.id = s.pair_id"
+            " WHERE s.batch_id = ? AND p.indicator IS NOT NULL",
+            [batch_id],
+        ).fetchall()
+    }
