@@ -108,7 +108,8 @@ def test_export_writes_the_active_pairs_with_inboxds_vectors_and_scalar_metadata
     refined: Path,
 ) -> None:
     """ids are pair ids, embeddings inboxd's stored vectors, metadata scalars (lists
-    joined), the space cosine; a second export with nothing changed writes nothing."""
+    joined), the space cosine; a second export with nothing changed writes nothing, with or
+    without the fingerprint ledger beside the collection."""
     wanted = _assert_equals_corpus(refined, refined / "chroma")
     with _collection(refined / "chroma") as collection, warnings.catch_warnings():
         # Chroma calls the config of a collection without embedding function legacy.
@@ -123,6 +124,12 @@ def test_export_writes_the_active_pairs_with_inboxds_vectors_and_scalar_metadata
     assert any(m["duplicates_folded"] > 0 for m in metadatas)  # the planted copies
     again = _export(refined, refined / "chroma")
     assert (again["pairs"], again["upserted"], again["deleted"]) == (len(wanted), 0, 0)
+    # Without the ledger beside the collection, the fingerprints are read from Chroma.
+    ledger = refined / "chroma" / ".inboxd-sync-inboxd.json"
+    assert set(json.loads(ledger.read_text())["fingerprints"]) == wanted
+    ledger.unlink()
+    read_back = _export(refined, refined / "chroma")
+    assert (read_back["upserted"], read_back["deleted"]) == (0, 0) and ledger.exists()
 
 
 def test_chroma_query_returns_the_same_top_hits_as_dense_search(refined: Path, model: Any) -> None:
