@@ -27,7 +27,7 @@ from daemon.catalog import load_catalog
 from daemon.logs import get_logger
 from daemon.refine import indexable_ids, pair_vectors
 from daemon.search import open_searcher
-from daemon.sinks.chroma import _locked, records, sync_collection
+from daemon.sinks.chroma import Target, _locked, records, sync_collection
 from daemon.store import Store
 from daemon.store import corpus as q
 
@@ -261,15 +261,8 @@ def test_a_daemon_sync_is_skipped_while_another_sync_holds_the_lock(refined: Pat
     store = Store(refined / "state" / "inboxd.db", readonly=True)
     try:
         with _locked(refined / "chroma", wait=True):
-            skipped = sync_collection(
-                store,
-                path=refined / "chroma",
-                name="inboxd",
-                model_id=MODEL,
-                scorer=SCORER,
-                catalog=load_catalog(),
-                wait=False,
-            )
+            target = Target(refined / "chroma", "inboxd", MODEL, SCORER, load_catalog())
+            skipped = sync_collection(store, target, wait=False)
         assert skipped is None
     finally:
         store.close()

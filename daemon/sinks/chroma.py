@@ -53,6 +53,17 @@ class ChromaSinkError(InboxdError):
 
 
 @dataclass(frozen=True)
+class Target:
+    """Which collection to sync, and what its records are made of."""
+
+    path: Path  # the PersistentClient folder
+    name: str  # the collection
+    model_id: str  # the embedding model of the stored vectors
+    scorer: str  # whose quality the metadata carries
+    catalog: Catalog
+
+
+@dataclass(frozen=True)
 class SyncResult:
     path: Path
     collection: str
@@ -226,20 +237,12 @@ def _write_ledger(
     atomic.write_text(_ledger_path(path, name), json.dumps(ledger, sort_keys=True) + "\n")
 
 
-def sync_collection(
-    store: Store,
-    *,
-    path: Path,
-    name: str,
-    model_id: str,
-    scorer: str,
-    catalog: Catalog,
-    wait: bool = True,
-) -> SyncResult | None:
-    """Make the collection ``name`` at ``path`` equal the active corpus. Returns None
-    when ``wait`` is off and another sync holds the lock (the next one catches up)."""
+def sync_collection(store: Store, target: Target, *, wait: bool = True) -> SyncResult | None:
+    """Make the target collection equal the active corpus. Returns None when ``wait``
+    is off and another sync holds the lock (the next one catches up)."""
     chromadb = _chromadb()
     started = time.monotonic()
+    path = target.path
     with _locked(path, wait=wait) as held:
         if not held:
             return None
@@ -252,26 +255,18 @@ def sync_collection(
             raise ChromaSinkError(f"cannot open the Chroma database at {path}: {exc}") from exc
         with client:
             try:
-                return _sync(client, store, path, name, model_id, scorer, catalog, started)
+                return _sync(client, store, target, started)
             except InboxdError:
                 raise
             except (chromadb.errors.ChromaError, ValueError, OSError) as exc:
                 raise ChromaSinkError(f"Chroma refused the sync of {path}: {exc}") from exc
 
 
-def _sync(
-    client: Any,
-    store: Store,
-    path: Path,
-    name: str,
-    model_id: str,
-    scorer: str,
-    catalog: Catalog,
-    started: float,
-) -> SyncResult:
+def _sync(client: Any, store: Store, target: Target, started: float) -> SyncResult:
+    path, name, model_id = target.path, target.name, target.model_id
     collection, recreated = _collection(client, name, model_id, path)
     batch = max(1, min(2000, int(client.get_max_batch_size())))
-    wanted = records(store, indexable_ids(store), scorer, catalog, model_id)
+    wanted = records(store, indexable_ids(store), target.scorer, target.catalog, model_id)
     have = _fingerprints(collection, path, name, model_id, batch)
     stale = sorted(set(have) - set(wanted), key=int)
     changed = [i for i in wanted if have.get(i) != wanted[i][1][FINGERPRINT]]
@@ -319,14 +314,14 @@ def run_chroma_export(
         raise ChromaSinkError(f"no database under {config.root}; run `inboxd run` first")
     store = Store(config.db_path, readonly=True)
     try:
-        result = sync_collection(
-            store,
-            path=chroma_path(config, path),
-            name=collection or config.rag.chroma_collection,
-            model_id=make_embedder(config).model_id,
-            scorer=make_scorer(config).name,
-            catalog=load_catalog(config.catalog_path),
+        target = Target(
+            chroma_path(config, path),
+            collection or config.rag.chroma_collection,
+            make_embedder(config).model_id,
+            make_scorer(config).name,
+            load_catalog(config.catalog_path),
         )
+        result = sync_collection(store, target)
     finally:
         store.close()
     if result is None:  # cannot happen: this call waits for the lock
@@ -365,15 +360,15 @@ class DaemonSync:
     def sync(self, now: float, trigger: str) -> bool:
         ctx = self.ctx
         try:
-            result = sync_collection(
-                ctx.store,
-                path=chroma_path(ctx.config),
-                name=ctx.config.rag.chroma_collection,
-                model_id=ctx.services["embedder"].model_id,
-                scorer=ctx.services["scorer"].name,
-                catalog=ctx.services["catalog"],
-                wait=False,  # never wait on a person's `export --to chroma`: retry later
+            target = Target(
+                chroma_path(ctx.config),
+                ctx.config.rag.chroma_collection,
+                ctx.services["embedder"].model_id,
+                ctx.services["scorer"].name,
+                ctx.services["catalog"],
             )
+            # Never wait on a person's `export --to chroma`: retry on a later tick.
+            result = sync_collection(ctx.store, target, wait=False)
         except InboxdError as exc:
             self.not_before = now + self.RETRY_SECONDS
             ctx.log.error(Event.CHROMA_SYNC_FAILED, trigger=trigger, error=str(exc))
