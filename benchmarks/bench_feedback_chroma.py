@@ -130,14 +130,24 @@ def main(argv: list[str]) -> None:
     services["refine_corpus"](time.time())
     corpus_s = time.perf_counter() - started
     corpus_run = {k: round(sum(v), 2) for k, v in timings.items() if v}
+    # Steady state: one more file arrives alone and is synced right after it is indexed.
+    for values in timings.values():
+        values.clear()
+    extra = corpus.indicators(args.files + 1)[-1]
+    extra_pairs = corpus.pairs_for(extra, 80, seed=args.seed, tag="alone")
+    corpus.drop_atomically(corpus.file_path(root, extra), corpus.envelope(extra, extra_pairs))
+    _fill_embeddings(root, args.seed + 1)
+    pipeline.rescan(time.time())
+    service.run_once()
+    one_file = {k: _stats(v) for k, v in timings.items() if v}
     embedded = q.embedding_count(pipeline.ctx.store.db)
     service.stop()
 
     from daemon.sinks.chroma import run_chroma_export
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     fresh = run_chroma_export(config, args.work / "fresh-chroma")
-    fresh_s = time.perf_counter() - started
+    fresh_s, fresh_cpu = time.perf_counter() - started, time.process_time() - cpu
     started = time.perf_counter()
     again = run_chroma_export(config, args.work / "fresh-chroma")
     again_s = time.perf_counter() - started
@@ -151,7 +161,12 @@ def main(argv: list[str]) -> None:
         "per_batch_hooks": per_batch,
         "corpus_run_s": round(corpus_s, 2),
         "corpus_run_hooks_s": corpus_run,
-        "export_to_empty_chroma": {**fresh.as_dict(), "wall_s": round(fresh_s, 2)},
+        "one_more_file_hooks": one_file,
+        "export_to_empty_chroma": {
+            **fresh.as_dict(),
+            "wall_s": round(fresh_s, 2),
+            "cpu_s": round(fresh_cpu, 2),
+        },
         "export_again_nothing_changed": {**again.as_dict(), "wall_s": round(again_s, 2)},
         "feedback_files": sum(1 for p in feedback if p.is_file()),
         "feedback_bytes": sum(p.stat().st_size for p in feedback if p.is_file()),

@@ -255,6 +255,31 @@ def test_a_collection_inboxd_made_for_another_model_is_rebuilt_and_a_foreign_one
         assert untouched.get()["ids"] == ["x"]
 
 
+def test_a_bounded_sync_moves_the_collection_part_way_and_the_next_one_finishes_it(
+    refined: Path, tmp_path: Path
+) -> None:
+    """With ``max_upserts`` (the daemon's step per idle tick) a sync writes that many
+    pairs and says how many remain; the ledger matches what the collection holds, and
+    later calls finish the job."""
+    wanted = _active_ids(refined)
+    target = Target(tmp_path / "stepped", "inboxd", MODEL, SCORER, load_catalog())
+    store = Store(refined / "state" / "inboxd.db", readonly=True)
+    try:
+        first = sync_collection(store, target, max_upserts=20)
+        assert first is not None
+        assert (first.pairs, first.upserted, first.remaining) == (20, 20, len(wanted) - 20)
+        ledger = json.loads((target.path / ".inboxd-sync-inboxd.json").read_text())
+        with _collection(target.path) as collection:
+            assert set(ledger["fingerprints"]) == set(collection.get(include=[])["ids"])
+        second = sync_collection(store, target, max_upserts=20)
+        assert second is not None and (second.pairs, second.upserted) == (40, 20)
+        rest = sync_collection(store, target)
+        assert rest is not None and (rest.remaining, rest.pairs) == (0, len(wanted))
+    finally:
+        store.close()
+    _assert_equals_corpus(refined, target.path)
+
+
 def test_a_daemon_sync_is_skipped_while_another_sync_holds_the_lock(refined: Path) -> None:
     """The daemon never waits on a person's export: with the lock taken, its sync
     returns at once and the next one catches up."""
@@ -301,3 +326,12 @@ def test_without_chromadb_the_export_and_the_daemon_name_the_extra(
     files = _without_chromadb(refined, "export", "--json")
     assert files.returncode == 0, files.stderr[-2000:]
     assert json.loads(files.stdout)["pairs"] == len(_active_ids(refined))
+
+
+def test_path_and_collection_are_refused_for_the_file_export(refined: Path) -> None:
+    """PATH belongs to ``--to chroma``; the file export goes where ``[rag] export_dir``
+    says, and saying otherwise is an error, not a silent default."""
+    refused = run_cli(refined, "export", str(refined / "elsewhere"))
+    assert refused.returncode == 1
+    assert "--to chroma" in refused.stderr
+    assert not (refined / "elsewhere").exists()

@@ -70,6 +70,7 @@ class SyncResult:
     pairs: int  # what the collection holds now
     upserted: int
     deleted: int
+    remaining: int  # changed pairs left for the next call (``max_upserts``)
     recreated: bool
     duration_ms: int
 
@@ -231,15 +232,18 @@ def _fingerprints(
 
 
 def _write_ledger(
-    collection: Any, path: Path, name: str, model_id: str, fingerprints: dict[str, str]
+    collection: Any, path: Path, name: str, model_id: str, fingerprints: dict[str, str | None]
 ) -> None:
     ledger = {"collection_id": str(collection.id), "model": model_id, "fingerprints": fingerprints}
     atomic.write_text(_ledger_path(path, name), json.dumps(ledger, sort_keys=True) + "\n")
 
 
-def sync_collection(store: Store, target: Target, *, wait: bool = True) -> SyncResult | None:
-    """Make the target collection equal the active corpus. Returns None when ``wait``
-    is off and another sync holds the lock (the next one catches up)."""
+def sync_collection(
+    store: Store, target: Target, *, wait: bool = True, max_upserts: int | None = None
+) -> SyncResult | None:
+    """Make the target collection equal the active corpus (with ``max_upserts``, move it
+    that far towards it: ``remaining`` says what is left). Returns None when ``wait`` is
+    off and another sync holds the lock (the next one catches up)."""
     chromadb = _chromadb()
     started = time.monotonic()
     path = target.path
@@ -255,14 +259,16 @@ def sync_collection(store: Store, target: Target, *, wait: bool = True) -> SyncR
             raise ChromaSinkError(f"cannot open the Chroma database at {path}: {exc}") from exc
         with client:
             try:
-                return _sync(client, store, target, started)
+                return _sync(client, store, target, started, max_upserts)
             except InboxdError:
                 raise
             except (chromadb.errors.ChromaError, ValueError, OSError) as exc:
                 raise ChromaSinkError(f"Chroma refused the sync of {path}: {exc}") from exc
 
 
-def _sync(client: Any, store: Store, target: Target, started: float) -> SyncResult:
+def _sync(
+    client: Any, store: Store, target: Target, started: float, max_upserts: int | None
+) -> SyncResult:
     path, name, model_id = target.path, target.name, target.model_id
     collection, recreated = _collection(client, name, model_id, path)
     batch = max(1, min(2000, int(client.get_max_batch_size())))
@@ -270,6 +276,8 @@ def _sync(client: Any, store: Store, target: Target, started: float) -> SyncResu
     have = _fingerprints(collection, path, name, model_id, batch)
     stale = sorted(set(have) - set(wanted), key=int)
     changed = [i for i in wanted if have.get(i) != wanted[i][1][FINGERPRINT]]
+    remaining = max(0, len(changed) - max_upserts) if max_upserts is not None else 0
+    changed = changed[: len(changed) - remaining]
     for start in range(0, len(stale), batch):
         collection.delete(ids=stale[start : start + batch])
     for start in range(0, len(changed), batch):
@@ -283,15 +291,18 @@ def _sync(client: Any, store: Store, target: Target, started: float) -> SyncResu
             documents=[wanted[i][0] for i in chunk],
             metadatas=[wanted[i][1] for i in chunk],
         )
-    _write_ledger(
-        collection, path, name, model_id, {i: r[1][FINGERPRINT] for i, r in wanted.items()}
-    )
+    # The ledger says what the collection now holds: the old fingerprints of what is
+    # left for a later call, the new ones of what was written.
+    held = {i: fp for i, fp in have.items() if i in wanted}
+    held.update((i, wanted[i][1][FINGERPRINT]) for i in changed)
+    _write_ledger(collection, path, name, model_id, held)
     return SyncResult(
         path=path,
         collection=name,
         pairs=collection.count(),
         upserted=len(changed),
         deleted=len(stale),
+        remaining=remaining,
         recreated=recreated,
         duration_ms=round((time.monotonic() - started) * 1000),
     )
@@ -336,6 +347,9 @@ class DaemonSync:
     Stale at start, so a restarted daemon catches up (cheap when nothing changed)."""
 
     RETRY_SECONDS = 60.0  # after a failed sync; the next indexed batch retries sooner
+    # Upserts per tick: a whole corpus (17,000 pairs, ~40 s) is written in steps of a
+    # few seconds, and files arriving meanwhile are taken between them.
+    STEP = 2000
 
     def __init__(self, ctx: StageContext) -> None:
         self.ctx = ctx
@@ -351,13 +365,15 @@ class DaemonSync:
         """Idle work: sync if stale; True when it synced."""
         if not self.stale or now < self.not_before:
             return False
-        return self.sync(now, "idle after indexed batches")
+        return self.sync(now, "idle after indexed batches", self.STEP)
 
     def after_corpus_run(self, ctx: StageContext, now: float) -> None:
-        """Corpus hook: duplicates were re-decided; sync now."""
-        self.sync(now, "corpus run")
+        """Corpus hook: duplicates were re-decided; sync all of it now (``inboxd refine``
+        exits right after)."""
+        self.sync(now, "corpus run", None)
 
-    def sync(self, now: float, trigger: str) -> bool:
+    def sync(self, now: float, trigger: str, step: int | None) -> bool:
+        """Sync (at most ``step`` upserts); True when it wrote to the collection."""
         ctx = self.ctx
         try:
             target = Target(
@@ -368,7 +384,7 @@ class DaemonSync:
                 ctx.services["catalog"],
             )
             # Never wait on a person's `export --to chroma`: retry on a later tick.
-            result = sync_collection(ctx.store, target, wait=False)
+            result = sync_collection(ctx.store, target, wait=False, max_upserts=step)
         except InboxdError as exc:
             self.not_before = now + self.RETRY_SECONDS
             ctx.log.error(Event.CHROMA_SYNC_FAILED, trigger=trigger, error=str(exc))
@@ -379,7 +395,7 @@ class DaemonSync:
                 Event.CHROMA_SYNCED, trigger=trigger, skipped="another sync holds the lock"
             )
             return False
-        self.stale = False
+        self.stale = result.remaining > 0
         ctx.log.info(Event.CHROMA_SYNCED, trigger=trigger, **result.as_dict())
         return True
 
