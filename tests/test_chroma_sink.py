@@ -132,24 +132,24 @@ def test_export_writes_the_active_pairs_with_inboxds_vectors_and_scalar_metadata
     assert (read_back["upserted"], read_back["deleted"]) == (0, 0) and ledger.exists()
 
 
-def test_chroma_query_returns_the_same_top_hits_as_dense_search(refined: Path, model: Any) -> None:
-    """For each query, embedded by inboxd's embedder, Chroma's top 5 are the pairs and
-    cosine distances of ``inboxd search --mode dense`` (the CLI for three queries, the
-    same searcher in-process for the rest)."""
-    config = rag_corpus.settings(refined)
-    searcher = open_searcher(config, get_logger())
-    questions = [*QUESTIONS, *corpus_queries(15, seed=4)]
+def _assert_same_top_hits(
+    root: Path, path: Path, questions: list[str], model: Any, cli_queries: int = 0
+) -> None:
+    """Chroma's top 5 for each question (embedded by inboxd's embedder) are the pairs and
+    cosine distances of ``inboxd search --mode dense``: the CLI for the first
+    ``cli_queries``, the same searcher in-process for the rest."""
+    searcher = open_searcher(rag_corpus.settings(root), get_logger())
     try:
         for n, question in enumerate(questions):
-            with _collection(refined / "chroma") as collection:
+            with _collection(path) as collection:
                 found = collection.query(
                     query_embeddings=[model.embed_query(question)],
                     n_results=5,
                     include=["distances"],
                 )
-            if n < 3:
+            if n < cli_queries:
                 ran = run_cli(
-                    refined, "search", question, "--mode", "dense", "-k", "5",
+                    root, "search", question, "--mode", "dense", "-k", "5",
                     "--max-distance", "2", "--json",
                 )  # fmt: skip
                 assert ran.returncode == 0, ran.stderr
@@ -163,6 +163,13 @@ def test_chroma_query_returns_the_same_top_hits_as_dense_search(refined: Path, m
             assert np.allclose(found["distances"][0], [d for _, d in hits], atol=1e-3)
     finally:
         searcher.store.close()
+
+
+def test_chroma_query_returns_the_same_top_hits_as_dense_search(refined: Path, model: Any) -> None:
+    """For 18 queries, Chroma's top 5 are the pairs and distances `inboxd search --mode
+    dense` returns (three of them through the command itself)."""
+    questions = [*QUESTIONS, *corpus_queries(15, seed=4)]
+    _assert_same_top_hits(refined, refined / "chroma", questions, model, cli_queries=3)
 
 
 def _ids(root: Path, sql: str, params: list[Any] | None = None) -> set[str]:
@@ -184,12 +191,12 @@ def _run(root: Path, *args: str, **env: str) -> str:
 
 
 def test_daemon_keeps_the_collection_equal_to_the_active_corpus_through_drops_supersedes_and_a_dedup_redecision(  # noqa: E501
-    tmp_path: Path,
+    tmp_path: Path, model: Any
 ) -> None:
     """With ``[rag] chroma_sync``, every ``run --once`` and corpus run leaves the
     collection's ids equal to inboxd's active ids: copies folded away, pairs dropped
     from a superseded version deleted, a changed answer replaced, and the pairs a lower
-    threshold folds deleted."""
+    threshold folds deleted; a query on it still returns dense search's top hits."""
     root = tmp_path / "root"
     for name in ("inbox", "outbox", "state"):
         (root / name).mkdir(parents=True)
@@ -230,6 +237,8 @@ def test_daemon_keeps_the_collection_equal_to_the_active_corpus_through_drops_su
     third = _assert_equals_corpus(root, chroma)
     folded = int(query(root, "SELECT count(*) FROM duplicates")[0][0])
     assert third < second and folded > 3
+    # After all that, a query on the collection still finds what dense search finds.
+    _assert_same_top_hits(root, chroma, [*QUESTIONS, *corpus_queries(5, seed=9)], model)
 
 
 def test_a_collection_inboxd_made_for_another_model_is_rebuilt_and_a_foreign_one_refused(
