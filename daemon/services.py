@@ -15,6 +15,8 @@ from typing import Any
 from daemon.core.catalog import Catalog
 from daemon.core.config import Config
 from daemon.core.logs import Logger
+from daemon.core.progress import Progress
+from daemon.core.records import Batch
 from daemon.ingest.parsed_cache import ParsedCache
 from daemon.providers.embedders import Embedder
 from daemon.providers.scorers import Scorer
@@ -26,6 +28,8 @@ from daemon.store import Connection, Store
 CorpusHook = Callable[[float], None]
 #: Work polled whenever no batch waits (a remote job, say); True when it did something.
 IdleWork = Callable[[float], bool]
+#: Told of every batch a mover moved (feedback for the agent, sinks to keep in step).
+MoveHook = Callable[[Batch, float], None]
 #: Reads a settled assignment file: (agent, relpath, text, now) -> registered?
 AssignmentHandler = Callable[[str, str, str, float], bool]
 
@@ -36,6 +40,7 @@ class Hooks:
 
     after_corpus_run: list[CorpusHook] = field(default_factory=list)
     idle_work: list[IdleWork] = field(default_factory=list)
+    after_move: list[MoveHook] = field(default_factory=list)
     on_assignment: AssignmentHandler | None = None
 
 
@@ -52,6 +57,9 @@ class Services:
     index: VectorIndex
     hooks: Hooks = field(default_factory=Hooks)
     parsed_cache: ParsedCache = field(default_factory=ParsedCache)
+    # Long work says how far it is here: the worker's is saved for `inboxd status`, and
+    # a command on a terminal draws it.
+    progress: Progress = field(default_factory=Progress)
 
     def rehome_clusters(
         self, db: Connection, superseded: list[int], now: float

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import click
 
-from daemon.cli.support import load, with_errors
+from daemon.cli.support import global_options, load, with_errors
 
 
 @click.command(name="mcp")
+@global_options
 @click.pass_context
 def mcp(ctx: click.Context) -> None:
     """Serve the Model Context Protocol on stdin/stdout for an agent or MCP client.
@@ -20,9 +21,9 @@ def mcp(ctx: click.Context) -> None:
 
     \b
     Example:
-      inboxd --root ~/research mcp        # what an MCP client runs; in its config:
+      inboxd mcp --root ~/research        # what an MCP client runs; in its config:
       {"mcpServers": {"inboxd": {"command": "inboxd",
-                                 "args": ["--root", "/home/me/research", "mcp"]}}}
+                                 "args": ["mcp", "--root", "/home/me/research"]}}}
     """
     config = load(ctx)
     # Lazy: the MCP SDK and its HTTP stack take about a second to import, and only this

@@ -186,6 +186,16 @@ class RagConfig(_Section):
     max_tokens: int = Field(256, ge=1)
     threads: int | None = Field(None, ge=1)  # None: llama.cpp's own choice
     ask_k: int = Field(4, ge=1, le=50, description="retrieved pairs handed to the model")
+    # A Chroma collection kept equal to the active corpus after every indexed batch and
+    # corpus run (needs `pip install 'inboxd[chroma]'`). Relative paths are taken from
+    # the root; None means <root>/state/chroma.
+    chroma_sync: bool = False
+    chroma_path: Path | None = None
+    chroma_collection: str = Field(
+        "inboxd",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$",
+        description="Chroma's rule: 3-512 characters of [A-Za-z0-9._-], alphanumeric ends",
+    )
 
 
 class OpenAIConfig(_Section):
@@ -214,7 +224,8 @@ class Config(BaseSettings):
     )
 
     root: Path = Field(default_factory=Path.cwd)
-    log_format: Literal["json", "console"] = "json"
+    # auto: console on a terminal, JSON otherwise (journald, pipes, files).
+    log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # The daemon (`inboxd run`) also appends its JSON lines to state/logs/inboxd.log,
     # rotated by size, for hosts without journald or to keep months of history.
@@ -341,8 +352,10 @@ DEFAULT_CONFIG_TOML = """\
 # inboxd configuration. Every key can also be set as an environment variable:
 # INBOXD_<SECTION>__<KEY>, e.g. INBOXD_WATCH__SETTLE_SECONDS=5. Command-line options win.
 
-# log_format = "json"        # "json" (one object a line, for journald) or "console"
-# log_level = "info"
+# log_format = "auto"        # "json" (one object a line, for journald), "console", or
+#                            # "auto": console on a terminal, else json
+# log_level = "info"         # a command other than `run` shows warnings only on a
+#                            # terminal, unless --log-level asks for more
 # log_file = false           # `run` also appends its JSON log lines to state/logs/inboxd.log
 # log_file_max_bytes = 10485760   # ... rotated at this size (inboxd.log.1, .2, ...)
 # log_file_backups = 5       # ... keeping this many rotated files
@@ -400,6 +413,10 @@ DEFAULT_CONFIG_TOML = """\
 # max_tokens = 256           # longest answer (tokens)
 # threads = 4                # llama.cpp threads (default: its own choice)
 # ask_k = 4                  # pairs retrieved and handed to the model
+# chroma_sync = false        # keep a Chroma collection equal to the active corpus after
+#                            # every indexed batch and corpus run (pip install 'inboxd[chroma]')
+# chroma_path = "state/chroma"   # the Chroma PersistentClient folder
+# chroma_collection = "inboxd"
 
 [gemini]
 # Used only when embeddings.provider or scoring.provider is "gemini". The API key comes
