@@ -432,27 +432,37 @@ def intake_embedding(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def intake_hung_api(args: argparse.Namespace) -> dict[str, Any]:
-    """80-pair drops while every Gemini embedding call hangs."""
+@contextlib.contextmanager
+def hung_api(
+    args: argparse.Namespace, name: str, env: dict[str, str]
+) -> Iterator[tuple[DaemonRun, Any]]:
+    """A daemon whose worker is blocked: a loopback Gemini hangs every embedding call,
+    and a first file has made one. Yields the running daemon and the fake."""
     from gemini_fake import FakeGemini
 
-    root = fresh_root(args.work / "intake-hung-api")
-    indicators = corpus.indicators(args.drops + 1)
-    load = LoadSampler()
+    root = fresh_root(args.work / name)
+    last = corpus.indicators(len(corpus.load_catalog().indicators))[-1]
     with FakeGemini() as fake:
         fake.hang(match="*mbed*", times=None, seconds=args.hang_seconds)
-        env = {"INBOXD_WATCH__SETTLE_SECONDS": str(args.settle), **_gemini_env(fake, args.timeout)}
-        with daemon(root, "intake-hung-api", env, args) as run:
+        with daemon(root, name, {**env, **_gemini_env(fake, args.timeout)}, args) as run:
             run.start()
-            conn = readonly(root)
-            deliver(root, indicators[-1], args.drop_pairs, args.seed, "first")
+            deliver(root, last, 80, args.seed, "first")
             run.wait(lambda: fake.requests_to("*mbed*"), 120, "a hung embedding call")
-            window = run.mark_window()
-            drops = time_drops(run, conn, indicators[:-1], args)
-            hung = len(fake.requests_to("*mbed*"))
-            pings = run.notify.gaps(window, time.monotonic())
-            conn.close()
-            stop = run.terminate()
+            yield run, fake
+
+
+def intake_hung_api(args: argparse.Namespace) -> dict[str, Any]:
+    """80-pair drops while every Gemini embedding call hangs."""
+    load = LoadSampler()
+    env = {"INBOXD_WATCH__SETTLE_SECONDS": str(args.settle)}
+    with hung_api(args, "intake-hung-api", env) as (run, fake):
+        conn = readonly(run.root)
+        window = run.mark_window()
+        drops = time_drops(run, conn, corpus.indicators(args.drops), args)
+        hung = len(fake.requests_to("*mbed*"))
+        pings = run.notify.gaps(window, time.monotonic())
+        conn.close()
+        stop = run.terminate()
     return {
         "during": "hung-api",
         "gemini_timeout_s": args.timeout,
@@ -591,23 +601,14 @@ def watchdog_corpus(args: argparse.Namespace) -> dict[str, Any]:
 
 def watchdog_hung_api(args: argparse.Namespace) -> dict[str, Any]:
     """A file whose embedding calls hang, watched for ``--hang-window`` seconds."""
-    from gemini_fake import FakeGemini
-
-    root = fresh_root(args.work / "watchdog-hung-api")
     load = LoadSampler()
-    with FakeGemini() as fake:
-        fake.hang(match="*mbed*", times=None, seconds=args.hang_seconds)
-        env = _gemini_env(fake, args.timeout)
-        with daemon(root, "watchdog-hung-api", env, args) as run:
-            run.start()
-            deliver(root, corpus.indicators(1)[0], 80, args.seed)
-            run.wait(lambda: fake.requests_to("*mbed*"), 120, "a hung embedding call")
-            window = run.mark_window()
-            time.sleep(args.hang_window)
-            pings = run.notify.gaps(window, time.monotonic())
-            hung = len(fake.requests_to("*mbed*"))
-            retries = len(run.events("gemini.retry"))
-            stop = run.terminate()
+    with hung_api(args, "watchdog-hung-api", {}) as (run, fake):
+        window = run.mark_window()
+        time.sleep(args.hang_window)
+        pings = run.notify.gaps(window, time.monotonic())
+        hung = len(fake.requests_to("*mbed*"))
+        retries = len(run.events("gemini.retry"))
+        stop = run.terminate()
     return {
         "during": "hung-api",
         "gemini_timeout_s": args.timeout,
