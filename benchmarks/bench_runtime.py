@@ -181,6 +181,7 @@ class DaemonRun:
         self._offset = 0
         self._partial = b""
         self.window_epoch = float("inf")
+        self.load = LoadSampler()
 
     def mark_window(self) -> float:
         """The measured window starts now (monotonic time; the wall time is kept too)."""
@@ -266,6 +267,13 @@ class DaemonRun:
             "step_failures": len(self.events("loop.step_failed")),
             "stderr_tail": self.err_path.read_text(errors="replace")[-500:],
         }
+
+    def finish(self, window: float, during: str, **facts: Any) -> dict[str, Any]:
+        """End a scenario: the watchdog gaps since ``window``, SIGTERM timed, the load."""
+        pings = self.notify.gaps(window, time.monotonic())
+        stop = self.terminate()
+        load = self.load.summary()
+        return {"during": during, **facts, "watchdog": pings, "stop": stop, "load": load}
 
     def close(self) -> None:
         if self.alive:
@@ -398,7 +406,6 @@ def intake_embedding(args: argparse.Namespace) -> dict[str, Any]:
     files = corpus.write_corpus(staging, args.backlog, files=args.files, seed=args.seed)
     spare = corpus.indicators(len(corpus.load_catalog().indicators))[args.files :]
     env = {"INBOXD_WATCH__SETTLE_SECONDS": str(args.settle)}
-    load = LoadSampler()
     with daemon(root, "intake-embedding", env, args) as run:
         run.start()
         conn = readonly(root)
@@ -416,20 +423,16 @@ def intake_embedding(args: argparse.Namespace) -> dict[str, Any]:
             "SELECT count(*) FROM batches WHERE state = 'imported' AND path NOT LIKE '%drop%'",
         )
         embedded_after = scalar(conn, "SELECT count(*) FROM embeddings")
-        pings = run.notify.gaps(window, time.monotonic())
         conn.close()
-        stop = run.terminate()
-    return {
-        "during": "embedding",
-        "backlog_pairs": args.backlog,
-        "backlog_files": len(files),
-        "backlog_batches_still_embedding_at_sigterm": still_embedding,
-        "texts_embedded_during_drops": embedded_after - embedded_before,
-        "drops": drops,
-        "watchdog": pings,
-        "stop": stop,
-        "load": load.summary(),
-    }
+        return run.finish(
+            window,
+            "embedding",
+            backlog_pairs=args.backlog,
+            backlog_files=len(files),
+            backlog_batches_still_embedding_at_sigterm=still_embedding,
+            texts_embedded_during_drops=embedded_after - embedded_before,
+            drops=drops,
+        )
 
 
 @contextlib.contextmanager
@@ -453,25 +456,19 @@ def hung_api(
 
 def intake_hung_api(args: argparse.Namespace) -> dict[str, Any]:
     """80-pair drops while every Gemini embedding call hangs."""
-    load = LoadSampler()
     env = {"INBOXD_WATCH__SETTLE_SECONDS": str(args.settle)}
     with hung_api(args, "intake-hung-api", env) as (run, fake):
         conn = readonly(run.root)
         window = run.mark_window()
         drops = time_drops(run, conn, corpus.indicators(args.drops), args)
-        hung = len(fake.requests_to("*mbed*"))
-        pings = run.notify.gaps(window, time.monotonic())
         conn.close()
-        stop = run.terminate()
-    return {
-        "during": "hung-api",
-        "gemini_timeout_s": args.timeout,
-        "hung_requests": hung,
-        "drops": drops,
-        "watchdog": pings,
-        "stop": stop,
-        "load": load.summary(),
-    }
+        return run.finish(
+            window,
+            "hung-api",
+            gemini_timeout_s=args.timeout,
+            hung_requests=len(fake.requests_to("*mbed*")),
+            drops=drops,
+        )
 
 
 def bench_intake(args: argparse.Namespace) -> dict[str, Any]:
@@ -528,7 +525,6 @@ def report_intake(name: str, result: dict[str, Any], settle: float) -> bool:
 def watchdog_file(args: argparse.Namespace) -> dict[str, Any]:
     """One 5,000-pair file embedded (and indexed) by the local model."""
     root = fresh_root(args.work / "watchdog-file")
-    load = LoadSampler()
     with daemon(root, "watchdog-file", {}, args) as run:
         run.start()
         conn = readonly(root)
@@ -538,18 +534,15 @@ def watchdog_file(args: argparse.Namespace) -> dict[str, Any]:
             run, lambda: _transition_at(conn, relpath, "indexed"), args.max_seconds
         )
         embedded = scalar(conn, "SELECT count(*) FROM embeddings")
-        pings = run.notify.gaps(window, time.monotonic())
         conn.close()
-        stop = run.terminate()
-    return {
-        "during": "file",
-        "file_pairs": args.file_pairs,
-        "indexed": reached,
-        "texts_embedded": embedded,
-        "watchdog": pings,
-        "stop": stop,
-        "load": load.summary(),
-    }
+        return run.finish(
+            window,
+            "file",
+            file_pairs=args.file_pairs,
+            indexed=reached,
+            texts_embedded=embedded,
+            texts_per_s=round(embedded / (time.monotonic() - window), 2),
+        )
 
 
 def _wait_or_bound(run: DaemonRun, predicate: Callable[[], Any], bound: float) -> bool:
@@ -565,7 +558,6 @@ def watchdog_corpus(args: argparse.Namespace) -> dict[str, Any]:
     """The corpus run (ALL_SESSIONS_COMPLETE.txt) over the prepared corpus root."""
     prepared = prepare_corpus(args)
     root = copy_root(prepared, args.work / f"watchdog-corpus-{args.corpus_pairs}")
-    load = LoadSampler()
     with daemon(root, "watchdog-corpus", {}, args) as run:
         started = time.monotonic()
         run.start()
@@ -579,45 +571,32 @@ def watchdog_corpus(args: argparse.Namespace) -> dict[str, Any]:
             lambda: scalar(conn, "SELECT count(*) FROM signals WHERE handled_at IS NOT NULL"),
             args.max_seconds,
         )
-        run_s = time.monotonic() - window
-        pings = run.notify.gaps(window, time.monotonic())
-        decided = run.events("dedup.decided")
-        hooks_failed = run.events("corpus.hook_failed")
         conn.close()
-        stop = run.terminate()
-    return {
-        "during": "corpus",
-        "corpus_pairs": args.corpus_pairs,
-        "start_to_ready_s": round(ready_s, 1),
-        "corpus_run_done": handled,
-        "signal_to_handled_s": round(run_s, 1),
-        "dedup_decided": decided[-1] if decided else None,
-        "hooks_failed": hooks_failed,
-        "watchdog": pings,
-        "stop": stop,
-        "load": load.summary(),
-    }
+        decided = run.events("dedup.decided")
+        return run.finish(
+            window,
+            "corpus",
+            corpus_pairs=args.corpus_pairs,
+            start_to_ready_s=round(ready_s, 1),
+            corpus_run_done=handled,
+            signal_to_handled_s=round(time.monotonic() - window, 1),
+            dedup_decided=decided[-1] if decided else None,
+            hooks_failed=run.events("corpus.hook_failed"),
+        )
 
 
 def watchdog_hung_api(args: argparse.Namespace) -> dict[str, Any]:
     """A file whose embedding calls hang, watched for ``--hang-window`` seconds."""
-    load = LoadSampler()
     with hung_api(args, "watchdog-hung-api", {}) as (run, fake):
         window = run.mark_window()
         time.sleep(args.hang_window)
-        pings = run.notify.gaps(window, time.monotonic())
-        hung = len(fake.requests_to("*mbed*"))
-        retries = len(run.events("gemini.retry"))
-        stop = run.terminate()
-    return {
-        "during": "hung-api",
-        "gemini_timeout_s": args.timeout,
-        "hung_requests": hung,
-        "gemini_retries_logged": retries,
-        "watchdog": pings,
-        "stop": stop,
-        "load": load.summary(),
-    }
+        return run.finish(
+            window,
+            "hung-api",
+            gemini_timeout_s=args.timeout,
+            hung_requests=len(fake.requests_to("*mbed*")),
+            gemini_retries_logged=len(run.events("gemini.retry")),
+        )
 
 
 def bench_watchdog(args: argparse.Namespace) -> dict[str, Any]:
