@@ -307,9 +307,10 @@ def daemon(
     """A :class:`DaemonRun` on ``root`` (logs under ``<work>/logs-<name>``), killed at the
     end if still running."""
     logs = args.work / f"logs-{name}"
-    logs.mkdir(parents=True, exist_ok=True)
     if args.chunk_texts:
         env = {**env, "INBOXD_WORKER__CHUNK_TEXTS": str(args.chunk_texts)}
+        logs = logs.with_name(f"{logs.name}-chunk{args.chunk_texts}")
+    logs.mkdir(parents=True, exist_ok=True)
     run = DaemonRun(root, logs, env, args.watchdog_usec)
     try:
         yield run
