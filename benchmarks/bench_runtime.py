@@ -567,10 +567,11 @@ def watchdog_corpus(args: argparse.Namespace) -> dict[str, Any]:
         window = run.mark_window()
         signal_path = root / "outbox" / corpus.AGENT / "ALL_SESSIONS_COMPLETE.txt"
         corpus.drop_atomically(signal_path, b"all sessions complete\n")
+        # With --sigterm-after the run is stopped part-way, to time SIGTERM during it.
         handled = _wait_or_bound(
             run,
             lambda: scalar(conn, "SELECT count(*) FROM signals WHERE handled_at IS NOT NULL"),
-            args.max_seconds,
+            args.sigterm_after or args.max_seconds,
         )
         conn.close()
         decided = run.events("dedup.decided")
@@ -754,6 +755,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     )
     watchdog.add_argument(
         "--hang-window", type=float, default=120, help="seconds watched while the API hangs"
+    )
+    watchdog.add_argument(
+        "--sigterm-after", type=float, help="corpus: SIGTERM this many seconds into the run"
     )
     sub.add_parser("prepare", parents=[common], help="build the corpus root only")
     return parser.parse_args(argv)
