@@ -18,6 +18,8 @@ from daemon.records import Batch
 from daemon.settle import SettleTracker
 from daemon.stages import Stage, StageContext
 from daemon.states import BatchState
+from daemon.store import files
+from daemon.store.files import TakenFile
 
 #: The states before a batch's pairs are in the corpus; batches in them go first.
 _INGEST = frozenset({BatchState.DETECTED, BatchState.SETTLED, BatchState.VALIDATED})
@@ -27,6 +29,14 @@ class _Snapshot(NamedTuple):
     data: bytes  # at most the size limit (plus one byte, to tell it was passed)
     sha256: str  # of the whole file
     size: int
+    mtime_ns: int | None  # None: the file changed while it was read
+
+    @property
+    def taken(self) -> TakenFile | None:
+        """What to remember of the file (None: it changed while read; nothing is)."""
+        if self.mtime_ns is None:
+            return None
+        return TakenFile(self.size, self.mtime_ns, self.sha256)
 
 
 class Pipeline:
@@ -48,12 +58,39 @@ class Pipeline:
             self.ctx.log.debug(Event.FILE_DETECTED, path=str(path))
 
     def rescan(self, now: float) -> int:
-        """Reconcile the folders with the DB: every protocol file is looked at again."""
-        paths = walk(self.ctx.config.root)
+        """Reconcile the folders with the DB: every protocol file is looked at again.
+
+        A file whose size, mtime and sha256 are what the DB recorded when it was last
+        taken has nothing new, so it does not wait a settle window to be taken again:
+        an unchanged root is done at once (``run --once`` on it ends in well under a
+        second whatever the window), and any change goes through the window as before.
+        """
+        root = self.ctx.config.root
+        taken = files.taken_files(self.ctx.store.db)
+        paths = walk(root)
+        unchanged = 0
         for path in paths:
+            agent_file = classify(root, path)
+            known = taken.get(agent_file.relpath) if agent_file else None
+            if known is not None and self._unchanged(path, known):
+                unchanged += 1
+                continue
             self.observe(path, now)
-        self.ctx.log.debug(Event.SCAN_COMPLETED, files=len(paths))
+        self.ctx.log.debug(Event.SCAN_COMPLETED, files=len(paths), unchanged=unchanged)
         return len(paths)
+
+    def _unchanged(self, path: Path, known: TakenFile) -> bool:
+        if self.tracker.is_pending(path):
+            return False  # seen changing since: it settles like any other
+        try:
+            st = path.stat()
+            if (st.st_size, st.st_mtime_ns) != (known.size, known.mtime_ns):
+                return False
+            # Same size and mtime can still hide new bytes (a copy that kept the old
+            # mtime): the hash decides. Reading is what taking the file would cost anyway.
+            return self._read(path).taken == known
+        except (InputError, OSError):
+            return False  # refused or gone: the ordinary path reports it
 
     def take_settled(self, now: float) -> int:
         """Hand every complete file to its handler; returns how many were new."""
@@ -70,6 +107,9 @@ class Pipeline:
             except OSError:
                 continue  # vanished or unreadable for now: the next scan sees it again
             taken += self._take(agent_file.kind, agent_file.agent, agent_file.relpath, snap, now)
+            if snap.taken is not None:
+                with self.ctx.store.transaction() as db:
+                    files.remember_taken(db, agent_file.relpath, snap.taken, now)
         return taken
 
     def _read(self, path: Path) -> _Snapshot:
@@ -78,16 +118,20 @@ class Pipeline:
             # Hash the whole file but keep at most the limit in memory.
             digest, size, kept = hashlib.sha256(), 0, bytearray()
             limit = self.ctx.config.limits.max_file_bytes
+            before = os.fstat(handle.fileno())
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
                 size += len(chunk)
                 if len(kept) <= limit:
                     kept += chunk
-            return _Snapshot(bytes(kept[: limit + 1]), digest.hexdigest(), size)
+            after = os.fstat(handle.fileno())
+            steady = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
+            mtime_ns = after.st_mtime_ns if steady and after.st_size == size else None
+            return _Snapshot(bytes(kept[: limit + 1]), digest.hexdigest(), size, mtime_ns)
 
     def _take(self, kind: FileKind, agent: str, relpath: str, snap: _Snapshot, now: float) -> int:
         store, log = self.ctx.store, self.ctx.log
-        data, sha256, size = snap
+        data, sha256, size = snap.data, snap.sha256, snap.size
         if kind is FileKind.QA:
             latest = store.latest_batch_for_path(relpath)
             if latest is not None and latest.sha256 == sha256:

@@ -46,7 +46,13 @@ def normalise_rows(matrix: Matrix) -> Matrix:
 def _local(config: Config) -> Embedder:
     from daemon.embedders.local import LocalEmbedder
 
-    return LocalEmbedder(config.embeddings.local_model, config.embeddings.batch_size)
+    settings = config.embeddings
+    return LocalEmbedder(
+        settings.local_model,
+        settings.batch_size,
+        precision=settings.local_precision,
+        state_dir=config.state_dir,
+    )
 
 
 def _gemini(config: Config) -> Embedder:

