@@ -96,6 +96,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": version("torch"),
         "sentence_transformers": version("sentence-transformers"),
+        "onnxruntime": version("onnxruntime"),
+        "tokenizers": version("tokenizers"),
         "hnswlib": version("hnswlib"),
         "numpy": version("numpy"),
         "os": platform.platform(),

@@ -58,6 +58,9 @@ class OnnxEncoder:
         # Idle worker threads spin by default, burning a core another process needs;
         # on a shared 2-core host that slowed everyone, this process included.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Pre-packing the weights took 0.3 of a cold search's 0.4 s of session start and
+        # bought no measurable speed on this model (benchmarks/bench_onnx.py).
+        options.add_session_config_entry("session.disable_prepacking", "1")
         self.session = ort.InferenceSession(
             str(files.graph(precision)), options, providers=["CPUExecutionProvider"]
         )
