@@ -238,21 +238,30 @@ def bench_throughput(args: argparse.Namespace, encode: dict[str, Encode]) -> dic
 _MEASURE = """
 import json, resource, subprocess, sys, time
 t = time.perf_counter()
-done = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
 wall = time.perf_counter() - t
 rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-print(json.dumps({"rc": done.returncode, "wall": wall, "rss_mb": rss}))
+lines = done.stdout.splitlines() or [""]
+print(json.dumps({"rc": done.returncode, "wall": wall, "rss_mb": rss, "last_line": lines[-1],
+                  "stderr": done.stderr[-2000:]}))
 """
+
+
+def run_measured(argv: Sequence[str]) -> dict[str, Any]:
+    """Run ``argv`` to completion: ``wall`` seconds, peak ``rss_mb`` and the
+    ``last_line`` it printed."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *argv], capture_output=True, text=True, env=ENV, check=True
+    ).stdout
+    result: dict[str, Any] = json.loads(out.splitlines()[-1])
+    if result["rc"] != 0:
+        raise RuntimeError(f"{argv[:4]} exited {result['rc']}: {result['stderr']}")
+    return result
 
 
 def timed(argv: Sequence[str]) -> tuple[float, float]:
     """Run ``argv`` to completion: its wall seconds and peak RSS in MB."""
-    out = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *argv], capture_output=True, text=True, env=ENV, check=True
-    ).stdout
-    result = json.loads(out.splitlines()[-1])
-    if result["rc"] != 0:
-        raise RuntimeError(f"{argv[:4]} exited {result['rc']}")
+    result = run_measured(argv)
     return float(result["wall"]), float(result["rss_mb"])
 
 

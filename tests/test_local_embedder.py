@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from builders import example_tree
-from conftest import copy_tree, daemon_env
+from conftest import copy_tree, daemon_env, run_cli
 
 from benchmarks.corpus import generate
 from daemon.embedders import export_onnx, model_files
@@ -203,3 +203,15 @@ def test_a_missing_export_is_made_once_checked_against_torch_and_then_reused(
 
     again = export_onnx.ensure_exported(NAME, dirs, "fp32")
     assert again.manifest["exported_at"] == manifest["exported_at"]
+
+
+def test_init_names_the_verified_model_and_exports_nothing_when_one_is_installed(
+    tmp_path: Path, installed: model_files.ModelFiles
+) -> None:
+    """`inboxd init` on a new root finds the installation's verified export, says where
+    it is, and writes no model of its own."""
+    root = tmp_path / "root"
+    done = run_cli(root, "init")
+    assert done.returncode == 0, done.stderr
+    assert f"local embedding model: {installed.folder} (verified)" in done.stdout
+    assert not (root / "state" / "models").exists()

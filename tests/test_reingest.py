@@ -54,8 +54,9 @@ def restarted(taken: Path) -> Iterator[Pipeline]:
 
 
 def pending(pipeline: Pipeline) -> list[str]:
-    root = pipeline.ctx.config.root
-    return sorted(p.name for p in root.joinpath("outbox").rglob("*") if pipeline.tracker.is_pending(p))
+    """Names of the files the tracker holds for their settle window."""
+    outbox = pipeline.ctx.config.root / "outbox"
+    return sorted(p.name for p in outbox.rglob("*") if pipeline.tracker.is_pending(p))
 
 
 def test_unchanged_files_are_not_held_for_a_settle_window(restarted: Pipeline) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -53,6 +54,22 @@ def _local(config: Config) -> Embedder:
         precision=settings.local_precision,
         state_dir=config.state_dir,
     )
+
+
+def prepare_local_model(config: Config) -> Path | None:
+    """For ``inboxd init``: the verified folder of the local model, exported first when
+    there is none (None: the configured provider is not the local one)."""
+    if config.embeddings.provider != "local":
+        return None
+    from daemon.embedders import export_onnx, model_files
+    from daemon.logs import get_logger
+
+    settings = config.embeddings
+    dirs = model_files.models_dirs(config.state_dir)
+    files = export_onnx.ensure_exported(
+        settings.local_model, dirs, settings.local_precision, get_logger()
+    )
+    return files.folder
 
 
 def _gemini(config: Config) -> Embedder:
