@@ -24,7 +24,8 @@ from daemon.embedders.model_files import ModelFiles, Precision, models_dirs
 from daemon.errors import ConfigError
 from daemon.logs import Event, get_logger
 
-_ENCODERS: dict[tuple[str, Precision, tuple[Path, ...]], OnnxEncoder] = {}
+_ENCODERS: dict[tuple[str, Precision, tuple[Path, ...]], OnnxEncoder] = {}  # by lookup
+_LOADED: dict[tuple[Path, Precision], OnnxEncoder] = {}  # by the folder it was loaded from
 _LOCK = threading.Lock()
 
 
@@ -92,8 +93,9 @@ class OnnxEncoder:
 
 
 def load_encoder(name: str, precision: Precision, dirs: Sequence[Path]) -> OnnxEncoder:
-    """The encoder for ``name`` once per process: a verified export from ``dirs``,
-    exported first (the one time torch is imported) when there is none."""
+    """The encoder for ``name`` from a verified export in ``dirs`` (exported first, the
+    one time torch is imported, when there is none). One per model folder and process:
+    many roots served by one process (tests, benchmarks) share it."""
     key = (name, precision, tuple(dirs))
     with _LOCK:
         if key in _ENCODERS:
@@ -103,15 +105,17 @@ def load_encoder(name: str, precision: Precision, dirs: Sequence[Path]) -> OnnxE
         started = time.monotonic()
         log = get_logger()
         files = export_onnx.ensure_exported(name, list(dirs), precision, log)
-        encoder = OnnxEncoder(files, precision)
+        encoder = _LOADED.get((files.folder, precision))
+        if encoder is None:
+            encoder = _LOADED[(files.folder, precision)] = OnnxEncoder(files, precision)
+            log.info(
+                Event.MODEL_LOADED,
+                model=model_id(name, precision),
+                path=str(files.graph(precision)),
+                runtime="onnxruntime",
+                duration_ms=round((time.monotonic() - started) * 1000),
+            )
         _ENCODERS[key] = encoder
-        log.info(
-            Event.MODEL_LOADED,
-            model=model_id(name, precision),
-            path=str(files.graph(precision)),
-            runtime="onnxruntime",
-            duration_ms=round((time.monotonic() - started) * 1000),
-        )
         return encoder
 
 
