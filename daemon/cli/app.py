@@ -63,7 +63,8 @@ def cli() -> None:
 @global_options
 @click.pass_context
 def init(ctx: click.Context) -> None:
-    """Create inbox/, outbox/, state/ and a commented config file.
+    """Create inbox/, outbox/, state/, a commented config file, and the local model's
+    ONNX export if no verified one is installed (a one-time step that needs torch).
 
     \b
     Example:
@@ -79,6 +80,11 @@ def init(ctx: click.Context) -> None:
     store.migrate()
     store.close()
     click.echo(f"initialised {config.root} (config: {target})")
+    from daemon.providers.embedders.local import prepare_local_model  # may export (torch)
+
+    model = with_errors(lambda: prepare_local_model(config))
+    if model is not None:
+        click.echo(f"local embedding model: {model} (verified)")
 
 
 @cli.command()

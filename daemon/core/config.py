@@ -78,6 +78,9 @@ class RetryConfig(_Section):
 class EmbeddingsConfig(_Section):
     provider: Literal["local", "gemini"] = "local"
     local_model: str = "all-MiniLM-L6-v2"
+    # fp32 gives sentence-transformers' vectors; int8 (dynamically quantised) runs
+    # faster but its vectors differ (own model id, so the corpus is re-embedded once).
+    local_precision: Literal["fp32", "int8"] = "fp32"
     # 16, not sentence-transformers' 32 or a larger 64: the stage encodes one file
     # (~80 short questions + ~80 long answers) at a time, and a large batch pads the
     # questions to the answers' length; BENCHMARKS.md measured 0.63x a bare encode at
@@ -386,7 +389,8 @@ DEFAULT_CONFIG_TOML = """\
 # busy_timeout_seconds = 30.0  # wait this long for another writer's lock, then retry later
 
 [embeddings]
-# provider = "local"         # "local" (offline all-MiniLM-L6-v2) or "gemini"
+# provider = "local"         # "local" (offline all-MiniLM-L6-v2 on ONNX Runtime) or "gemini"
+# local_precision = "fp32"   # "int8": faster, vectors differ (the corpus is re-embedded once)
 # batch_size = 16
 
 [dedup]

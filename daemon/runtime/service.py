@@ -131,6 +131,7 @@ class Service:
         self.worker: Worker | None = None
         self.watcher: FolderWatcher | None = None
         self.search_server: SearchServer | None = None
+        self._warm_up: threading.Thread | None = None
         self._failures = 0
         self._stall_logged = False
 
@@ -198,13 +199,15 @@ class Service:
         self.search_server.start()
         if self.config.embeddings.provider == "local":
             # Load the model now, beside the loop, so the first query (and the first
-            # file) does not wait ~3 s for it; a paid embedder is not called for this.
-            threading.Thread(
+            # file) does not wait for it (or for its export, on a root that has none);
+            # a paid embedder is not called for this.
+            self._warm_up = threading.Thread(
                 target=ctx.embedder.embed_query,
                 args=("warm-up",),
                 name="model-warm-up",
                 daemon=True,
-            ).start()
+            )
+            self._warm_up.start()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT: stop after the current step. SIGHUP: re-read the config."""
@@ -247,6 +250,11 @@ class Service:
                 next_ping = time.monotonic() + ping_every
             if not busy:
                 self.stop_requested.wait(self._pause())
+        if self._warm_up is not None:
+            # Loading takes well under a second: let it end, so that its model.loaded
+            # is not logged among the stop events. An export still running is
+            # abandoned (it writes into a staging folder; nothing half-done is used).
+            self._warm_up.join(timeout=5)
         self.notifier.stopping()
         self.log.info(Event.DAEMON_STOPPING, root=str(cfg.root))
 
