@@ -48,6 +48,7 @@ class Event(StrEnum):
     CORPUS_HOOK_FAILED = "corpus.hook_failed"
     CORPUS_WORK_FAILED = "corpus.work_failed"
     LOOP_STEP_FAILED = "loop.step_failed"
+    LOOP_SLOW_ITERATION = "loop.slow_iteration"
     WORKER_STARTED = "worker.started"
     WORKER_STOPPED = "worker.stopped"
     WORKER_ABANDONED = "worker.abandoned"
