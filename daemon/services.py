@@ -10,20 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from daemon.core.catalog import Catalog
 from daemon.core.config import Config
 from daemon.core.logs import Logger
+from daemon.core.progress import Progress
+from daemon.core.records import Batch
 from daemon.ingest.parsed_cache import ParsedCache
 from daemon.providers.embedders import Embedder
 from daemon.providers.scorers import Scorer
 from daemon.refine.index import VectorIndex
-from daemon.store import Store
+from daemon.refine.rehome import rehome
+from daemon.store import Connection, Store
 
 #: Work that follows a corpus run (reports, export, a paid judge); gets the time.
 CorpusHook = Callable[[float], None]
 #: Work polled whenever no batch waits (a remote job, say); True when it did something.
 IdleWork = Callable[[float], bool]
+#: Told of every batch a mover moved (feedback for the agent, sinks to keep in step).
+MoveHook = Callable[[Batch, float], None]
 #: Reads a settled assignment file: (agent, relpath, text, now) -> registered?
 AssignmentHandler = Callable[[str, str, str, float], bool]
 
@@ -34,6 +40,7 @@ class Hooks:
 
     after_corpus_run: list[CorpusHook] = field(default_factory=list)
     idle_work: list[IdleWork] = field(default_factory=list)
+    after_move: list[MoveHook] = field(default_factory=list)
     on_assignment: AssignmentHandler | None = None
 
 
@@ -50,6 +57,24 @@ class Services:
     index: VectorIndex
     hooks: Hooks = field(default_factory=Hooks)
     parsed_cache: ParsedCache = field(default_factory=ParsedCache)
+    # Long work says how far it is here: the worker's is saved for `inboxd status`, and
+    # a command on a terminal draws it.
+    progress: Progress = field(default_factory=Progress)
+
+    def rehome_clusters(
+        self, db: Connection, superseded: list[int], now: float
+    ) -> dict[str, Any] | None:
+        """``Store.create_batch``'s ``on_supersede``: clusters whose kept pair only the
+        ``superseded`` versions delivered get a new one, with this root's scorer, model
+        and threshold (see :mod:`daemon.refine.rehome`)."""
+        return rehome(
+            db,
+            superseded,
+            now,
+            scorer=self.scorer.name,
+            model_id=self.embedder.model_id,
+            threshold=self.config.dedup.threshold,
+        )
 
     def resolve_indicator(self, text: str) -> tuple[str, int | None] | None:
         """Catalog id and session for a spelling (pair field, file field, name or path)."""

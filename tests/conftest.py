@@ -415,8 +415,21 @@ def model() -> Any:
     from daemon.providers.embedders.local import LocalEmbedder
 
     embedder = LocalEmbedder()
-    assert embedder.model is not None
+    assert embedder.encoder is not None
     return embedder
+
+
+@pytest.fixture
+def cli_isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For tests that call the CLI in-process: no INBOXD_* variable leaks in, and the
+    logging the CLI configures (pointed at CliRunner's streams) is undone after."""
+    import structlog
+
+    for name in list(os.environ):
+        if name.startswith("INBOXD_"):
+            monkeypatch.delenv(name)
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture

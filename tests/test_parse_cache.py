@@ -47,6 +47,8 @@ def states(store: Store) -> list[str]:
 def test_import_uses_the_validated_pairs_without_reading_the_archive_again(
     tmp_path: Path,
 ) -> None:
+    """The import step takes the pairs validation parsed, so the archived file is read
+    once per version."""
     config = make_config(tmp_path / "root")
     outbox_file(config.root, "sma_qa_pairs.json", as_json(pairs(3)))
     service = Service(config, stages=dict(INTAKE))

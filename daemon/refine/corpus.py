@@ -14,7 +14,7 @@ from daemon.core.logs import Event
 from daemon.core.textid import norm_hash, text_hash
 from daemon.providers.embedders import Embedder, Matrix, normalise_rows
 from daemon.refine.index import VectorIndex, build
-from daemon.store import Store
+from daemon.store import Connection, Store
 from daemon.store import corpus as q
 
 
@@ -24,10 +24,15 @@ def pair_vectors(store: Store, model_id: str, pairs: Sequence[dict[str, Any]]) -
     The question half lets a paraphrased question find the pair; the answer half keeps
     two different answers to the same question apart.
     """
+    return stored_pair_vectors(store.db, model_id, pairs)
+
+
+def stored_pair_vectors(db: Connection, model_id: str, pairs: Sequence[dict[str, Any]]) -> Matrix:
+    """:func:`pair_vectors` on a connection (inside a transaction's effects, say)."""
     if not pairs:
         return np.zeros((0, 0), dtype=np.float32)
     hashes = [(text_hash(p["question"]), text_hash(p["answer"])) for p in pairs]
-    stored = q.load_embeddings(store.db, model_id, [h for pair in hashes for h in pair])
+    stored = q.load_embeddings(db, model_id, [h for pair in hashes for h in pair])
     missing = [h for pair in hashes for h in pair if h not in stored]
     if missing:
         raise LookupError(f"{len(missing)} text(s) have no {model_id} embedding yet")

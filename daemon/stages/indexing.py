@@ -9,8 +9,9 @@ from daemon.services import Services
 from daemon.states import BatchState
 
 
-def index_batch(batch: Batch, ctx: Services, now: float) -> Batch:
-    """Bring the index in step with the DB (adds this batch, drops new duplicates), save."""
+def bring_index_in_step(ctx: Services) -> tuple[int, int]:
+    """Make the index hold exactly the active, checked pairs and save it if the saved
+    copy differs; returns (added, removed)."""
     index = ctx.index
     added, removed = sync_index(ctx.store, index)
     # The de-duplication stage may already have changed the index (pairs of a superseded
@@ -18,6 +19,13 @@ def index_batch(batch: Batch, ctx: Services, now: float) -> Batch:
     if added or removed or not index.saved_in(ctx.config.index_dir):
         index.save(ctx.config.index_dir)
         ctx.log.debug(Event.INDEX_SAVED, count=len(index), added=added, removed=removed)
+    return added, removed
+
+
+def index_batch(batch: Batch, ctx: Services, now: float) -> Batch:
+    """Bring the index in step with the DB (adds this batch, drops new duplicates), save."""
+    index = ctx.index
+    added, removed = bring_index_in_step(ctx)
     return ctx.store.advance(
         batch,
         BatchState.INDEXED,

@@ -8,7 +8,7 @@ from daemon.core.records import Batch, PairError
 from daemon.ingest.feedback import write_feedback
 from daemon.services import Services
 from daemon.states import BatchState
-from daemon.store import Connection
+from daemon.store import Connection, meta
 
 
 def reject(
@@ -38,9 +38,16 @@ def reject(
         feedback=str(feedback),
     )
 
+    stale = ctx.store.has_older_version(batch)
+
     def effects(db: Connection) -> dict[str, object]:
         ctx.store.set_batch_fields(db, batch.id, reject_reason=reason)
         ctx.store.record_errors(db, batch.id, pair_errors or [])
+        if stale:
+            # The older version this one superseded took its pairs out of the corpus and
+            # may have re-homed clusters, and no later stage of this batch will sync the
+            # index: the worker, which owns it, does (runtime/worker.py).
+            meta.set_value(db, meta.INDEX_STALE, str(now))
         return {"reason": reason}
 
     return ctx.store.advance(batch, BatchState.REJECTED, now=now, effects=effects)

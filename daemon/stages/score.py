@@ -9,7 +9,7 @@ from daemon.core.records import Batch
 from daemon.core.textid import text_hash
 from daemon.providers.embedders import Embedder
 from daemon.providers.scorers import PairToScore, Scorer
-from daemon.refine.corpus import pair_vectors
+from daemon.refine.rehome import best_member, point_at
 from daemon.services import Services
 from daemon.states import BatchState
 from daemon.store import Connection, Store
@@ -59,33 +59,24 @@ def score(batch: Batch, ctx: Services, now: float) -> Batch:
 
 
 def _keep_best(db: Connection, ctx: Services, pair_ids: list[int], scorer: str, now: float) -> int:
-    """Make the best-scored member of each touched cluster its kept pair."""
-    embedder = ctx.embedder
+    """Make the best-scored live member of each touched cluster its kept pair (a member
+    no version delivers any more must not be kept: its duplicates would leave with it)."""
     changed = 0
     for kept in {q.kept_of(db, pair_id) for pair_id in pair_ids}:
         members = q.cluster_members(db, kept)
-        if len(members) < 2:
+        live = q.live_among(db, members)
+        if len(members) < 2 or not live:
             continue
-        scores = q.scores_for(db, scorer, members)
-        best = max(members, key=lambda i: (scores.get(i, -1.0), -i))
+        best = best_member(db, scorer, live)
         if best == kept:
             continue
-        rows = q.pairs_by_id(db, members)
-        norm = {r["id"]: r["norm_hash"] for r in rows}
-        vectors = dict(
-            zip(
-                [r["id"] for r in rows],
-                pair_vectors(ctx.store, embedder.model_id, rows),
-                strict=True,
-            )
+        point_at(
+            db,
+            best,
+            members,
+            model_id=ctx.embedder.model_id,
+            threshold=ctx.config.dedup.threshold,
+            now=now,
         )
-        threshold = ctx.config.dedup.threshold
-        q.clear_duplicate(db, best)
-        for member in members:
-            if member != best:
-                same_text = norm[member] is not None and norm[member] == norm[best]
-                method = "exact" if same_text else "near"
-                similarity = float(vectors[member] @ vectors[best])
-                q.set_duplicate(db, member, best, similarity, method, threshold, now)
         changed += 1
     return changed

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlite_utils import Database
 from daemon.core.errors import InvalidTransitionError, PermanentError, TransientError
 from daemon.core.records import Batch, PairError, PairRecord
 from daemon.states import BatchState, allowed
+from daemon.store import progress as progress_db
 from daemon.store import readers
 from daemon.store.schema import migrations
 
@@ -24,6 +26,9 @@ from daemon.store.schema import migrations
 Connection = Database
 
 Effects = Callable[[Connection], dict[str, Any] | None]
+#: Runs inside the transaction that supersedes batches: (db, their ids, now). A dict it
+#: returns joins the detail of the new version's ``detected`` row; raising rolls back.
+OnSupersede = Callable[[Connection, list[int], float], dict[str, Any] | None]
 
 _RETRYABLE_SQLITE = ("database is locked", "disk i/o error", "database or disk is full")
 
@@ -91,11 +96,20 @@ class Store:
     # -- the state machine -------------------------------------------------------------
 
     def create_batch(
-        self, *, agent: str, path: str, sha256: str, size: int, now: float
+        self,
+        *,
+        agent: str,
+        path: str,
+        sha256: str,
+        size: int,
+        now: float,
+        on_supersede: OnSupersede | None = None,
     ) -> tuple[Batch, list[int]]:
         """Record a new version of ``path`` as ``detected``; supersede the older ones.
 
-        Returns the batch and the ids of the batches it superseded.
+        ``on_supersede`` (re-homing the clusters whose kept pair left, say) runs in the
+        same transaction once older versions are superseded. Returns the batch and the
+        ids of the batches it superseded.
         """
         with self.transaction() as db:
             cursor = db.execute(
@@ -104,7 +118,6 @@ class Store:
                 [agent, path, sha256, size, BatchState.DETECTED, now, now],
             )
             batch_id = int(cursor.lastrowid or 0)
-            self._record(db, batch_id, None, BatchState.DETECTED, now, {"size": size})
             older = [
                 int(row[0])
                 for row in db.execute(
@@ -114,6 +127,9 @@ class Store:
             ]
             for old_id in older:
                 self._move(db, self.batch(old_id), BatchState.SUPERSEDED, now, {"by": batch_id})
+            extra = on_supersede(db, older, now) if on_supersede and older else None
+            detail = {"size": size, **(extra or {})}
+            self._record(db, batch_id, None, BatchState.DETECTED, now, detail)
         return self.batch(batch_id), older
 
     def advance(
@@ -224,6 +240,13 @@ class Store:
             self.db.query("SELECT * FROM batches WHERE path = ? ORDER BY id DESC LIMIT 1", [path])
         )
         return Batch.from_row(rows[0]) if rows else None
+
+    def has_older_version(self, batch: Batch) -> bool:
+        """Whether an earlier version of the batch's file was recorded (and so superseded)."""
+        row = self.db.execute(
+            "SELECT 1 FROM batches WHERE path = ? AND id < ? LIMIT 1", [batch.path, batch.id]
+        ).fetchone()
+        return row is not None
 
     def next_workable(self, now: float, states: Sequence[BatchState]) -> Batch | None:
         """The oldest batch a stage of ``states`` can move now: in one of them, or failed
@@ -368,6 +391,49 @@ class Store:
 
     def _has_progress(self, agent: str) -> bool:
         return bool(self.db.execute("SELECT 1 FROM progress WHERE agent = ?", [agent]).fetchone())
+
+    # -- the worker's progress (shown by `inboxd status`) -----------------------------
+
+    def set_task_progress(
+        self,
+        task: str,
+        done: int,
+        total: int | None,
+        *,
+        unit: str = "",
+        detail: str = "",
+        worker: str = progress_db.WORKER,
+        now: float | None = None,
+    ) -> None:
+        """Record what ``worker`` is doing now and how far it has got."""
+        with self.transaction() as db:
+            progress_db.set_task(
+                db,
+                task,
+                done,
+                total,
+                unit=unit,
+                detail=detail,
+                worker=worker,
+                now=time.time() if now is None else now,
+            )
+
+    def clear_task_progress(self, worker: str = progress_db.WORKER) -> None:
+        """``worker`` is idle: it has no current task."""
+        with self.transaction() as db:
+            progress_db.clear_task(db, worker)
+
+    def task_progress(self) -> list[dict[str, Any]]:
+        """Every worker's current task (worker, pid, task, done, total, unit, detail,
+        started_at, updated_at); empty when all are idle."""
+        return progress_db.tasks(self.db)
+
+    def batch_totals(
+        self, since: float, resting: Sequence[BatchState]
+    ) -> dict[str, tuple[int, int]]:
+        """State -> (batches, valid pairs) over the batches of a run: those not in a
+        ``resting`` state, and those that came to rest at or after ``since``."""
+        return progress_db.batch_totals(self.db, since, [str(state) for state in resting])
 
 
 def translate(exc: sqlite3.Error, what: str) -> Exception:

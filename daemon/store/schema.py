@@ -289,3 +289,42 @@ def _intake(db: Database) -> None:
         INSERT INTO meta (key, value) VALUES ('root_id', lower(hex(randomblob(6))));
         """
     )
+
+
+@migrations(name="0006_task_progress")
+def _task_progress(db: Database) -> None:
+    db.executescript(
+        """
+        -- What a process doing long work is doing now, for `inboxd status`: one row per
+        -- worker (today the daemon's worker thread, "worker"), replaced as it goes,
+        -- removed when it goes idle. Written at most a few times a second.
+        CREATE TABLE task_progress (
+            worker TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            task TEXT NOT NULL,             -- e.g. "embedding outbox/droid/rsi_qa_pairs.json"
+            done INTEGER NOT NULL,
+            total INTEGER,                  -- NULL: not known yet
+            unit TEXT NOT NULL,             -- what done/total count: batches, pairs, steps
+            detail TEXT NOT NULL,           -- a second measure, for people
+            started_at REAL NOT NULL,       -- when this task began
+            updated_at REAL NOT NULL
+        );
+        """
+    )
+
+
+@migrations(name="0007_files_taken")
+def _files_taken(db: Database) -> None:
+    db.executescript(
+        """
+        -- What each protocol file was when it was last taken: a rescan that finds the
+        -- same size, mtime and sha256 skips the settle window (nothing to take).
+        CREATE TABLE files_taken (
+            path TEXT PRIMARY KEY,          -- relative to the root
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            taken_at REAL NOT NULL
+        );
+        """
+    )
