@@ -144,16 +144,15 @@ def _mb(kilobytes: int) -> float:
 
 def bench_in_process(workdir: Path, corpus: dict[str, bytes]) -> dict[str, Any]:
     """Step a Pipeline (settle 0, ingest stages only) until idle."""
-    from daemon.config import load_config
-    from daemon.logs import configure_logging, get_logger
-    from daemon.pipeline import Pipeline
-    from daemon.stages import StageContext
+    from daemon.core.config import load_config
+    from daemon.core.logs import configure_logging, get_logger
+    from daemon.runtime.pipeline import Pipeline
+    from daemon.runtime.wiring import attach_intake_hooks, build_services
     from daemon.stages.ingest import import_pairs
     from daemon.stages.settle import settle
     from daemon.stages.validate import validate
     from daemon.states import BatchState
     from daemon.store import Store
-    from daemon.wiring import wire
 
     root = workdir / "inproc"
     write_tree(root, corpus)
@@ -162,15 +161,12 @@ def bench_in_process(workdir: Path, corpus: dict[str, bytes]) -> dict[str, Any]:
     config.archive_dir.mkdir(parents=True, exist_ok=True)
     store = Store(config.db_path)
     store.migrate()
-    ctx = StageContext(config=config, store=store, log=get_logger())
-    stages = wire(
-        ctx,
-        {
-            BatchState.DETECTED: settle,
-            BatchState.SETTLED: validate,
-            BatchState.VALIDATED: import_pairs,
-        },
-    )
+    ctx = attach_intake_hooks(build_services(config, store, get_logger()))
+    stages = {
+        BatchState.DETECTED: settle,
+        BatchState.SETTLED: validate,
+        BatchState.VALIDATED: import_pairs,
+    }
     pipeline = Pipeline(ctx, stages)
 
     started = time.perf_counter()
@@ -178,7 +174,7 @@ def bench_in_process(workdir: Path, corpus: dict[str, bytes]) -> dict[str, Any]:
     took = pipeline.take_settled(time.time())
     taken = time.perf_counter()
     steps = 0
-    while pipeline.advance_one(time.time()) is not None:
+    while pipeline.mover.advance_one(time.time()) is not None:
         steps += 1
     done = time.perf_counter()
 

@@ -47,7 +47,7 @@ from benchmarks.bench_refinement import (  # noqa: E402
     verdict,
 )
 from benchmarks.reference import sentence_transformer  # noqa: E402
-from daemon.config import EmbeddingsConfig  # noqa: E402
+from daemon.core.config import EmbeddingsConfig  # noqa: E402
 
 DEFAULT_WORK = Path("/tmp/inboxd-bench-onnx")
 BATCH = EmbeddingsConfig().batch_size
@@ -66,7 +66,7 @@ Encode = Callable[[list[str]], np.ndarray]
 
 def engines() -> dict[str, Encode]:
     """Each way of embedding a list of texts, loaded and warm."""
-    from daemon.embedders.local import LocalEmbedder
+    from daemon.providers.embedders.local import LocalEmbedder
 
     st = sentence_transformer()
     fp32, int8 = LocalEmbedder(batch_size=BATCH), LocalEmbedder(batch_size=BATCH, precision="int8")

@@ -48,7 +48,7 @@ if str(REPO) not in sys.path:  # run as a script: make `benchmarks` and `daemon`
     sys.path.insert(0, str(REPO))
 
 from benchmarks import corpus  # noqa: E402
-from daemon.config import EmbeddingsConfig  # noqa: E402
+from daemon.core.config import EmbeddingsConfig  # noqa: E402
 
 INBOXD = Path(sys.executable).parent / "inboxd"
 DEFAULT_WORK = Path("/tmp/inboxd-bench-refinement")
@@ -164,7 +164,7 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 
 def quiet_logging(level: str = "warning", stream: Any = None) -> None:
-    from daemon.logs import configure_logging
+    from daemon.core.logs import configure_logging
 
     configure_logging("json", level, stream or sys.stderr)
 
@@ -257,8 +257,8 @@ class _PipelineRun:
     """A Service on its own root, fed one round of files at a time."""
 
     def __init__(self, root: Path, batch_size: int) -> None:
-        from daemon.config import load_config
-        from daemon.service import Service
+        from daemon.core.config import load_config
+        from daemon.runtime.service import Service
 
         self.root, self.batch_size, self.timers = root, batch_size, _Timers()
         overrides = {
@@ -295,7 +295,7 @@ class _PipelineRun:
             for row in db.execute("SELECT detail FROM transitions WHERE to_state = 'embedded'")
         )
         states = dict(db.execute("SELECT state, count(*) FROM batches GROUP BY state").fetchall())
-        index_size = len(self.service.pipeline.ctx.services["index"])
+        index_size = len(self.service.worker_services().index)
         self.service.stop()
         return {
             "embedded": embedded,
@@ -613,9 +613,9 @@ def wait_for_state(
 
 def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     """2. A file landing in a running daemon until search returns its pairs."""
-    from daemon.config import load_config
-    from daemon.logs import get_logger
-    from daemon.search import open_searcher
+    from daemon.core.config import load_config
+    from daemon.core.logs import get_logger
+    from daemon.runtime.wiring import open_searcher
 
     base = ensure_root(args)
     quiet_logging()
@@ -775,10 +775,10 @@ def bench_search(args: argparse.Namespace) -> dict[str, Any]:
     """3. Searcher.search latency (query embedding included) and hnswlib recall@10."""
     import numpy as np
 
-    from daemon.config import load_config
-    from daemon.logs import get_logger
-    from daemon.refine import pair_vectors
-    from daemon.search import open_searcher
+    from daemon.core.config import load_config
+    from daemon.core.logs import get_logger
+    from daemon.refine.corpus import pair_vectors
+    from daemon.runtime.wiring import open_searcher
     from daemon.store import corpus as q
 
     root = ensure_root(args)
@@ -937,9 +937,9 @@ def bench_search(args: argparse.Namespace) -> dict[str, Any]:
 def child_restart_searcher(root: Path) -> dict[str, Any]:
     """In a fresh process: open_searcher, then the model, then the first queries."""
     t = time.perf_counter()
-    from daemon.config import load_config
-    from daemon.logs import get_logger
-    from daemon.search import open_searcher
+    from daemon.core.config import load_config
+    from daemon.core.logs import get_logger
+    from daemon.runtime.wiring import open_searcher
 
     imports_s = time.perf_counter() - t
     buffer = io.StringIO()
@@ -972,8 +972,8 @@ def child_restart_searcher(root: Path) -> dict[str, Any]:
 def child_restart_service(root: Path, settle: float) -> dict[str, Any]:
     """In a fresh process: Service.start (lock, migrate, load index, rescan), run_once."""
     t = time.perf_counter()
-    from daemon.config import load_config
-    from daemon.service import Service
+    from daemon.core.config import load_config
+    from daemon.runtime.service import Service
 
     imports_s = time.perf_counter() - t
     buffer = io.StringIO()
@@ -983,7 +983,7 @@ def child_restart_service(root: Path, settle: float) -> dict[str, Any]:
     t = time.perf_counter()
     service.start(watch=False)
     start_s = time.perf_counter() - t
-    index = service.pipeline.ctx.services["index"] if service.pipeline else None
+    index = service.worker_services().index if service.worker else None
     t = time.perf_counter()
     service.run_once()
     run_once_s = time.perf_counter() - t
@@ -1124,7 +1124,7 @@ def bench_restart(args: argparse.Namespace) -> dict[str, Any]:
 def _clusters(labels: Any, distances: Any, threshold: float) -> tuple[float, int, int]:
     """The union-find step of refine.redecide_duplicates on a kNN graph: (seconds,
     clusters of two or more, duplicates)."""
-    from daemon.refine import UnionFind
+    from daemon.refine.corpus import UnionFind
 
     t = time.perf_counter()
     groups = UnionFind(len(labels))
@@ -1137,9 +1137,9 @@ def knn_clusters(vectors: Any, threshold: float, neighbours: int, params: Any) -
     """The core of refine.redecide_duplicates, on a matrix: hnswlib kNN graph, union-find.
 
     Kept line for line with redecide_duplicates (minus the DB reads and writes), through
-    the same daemon.index.build and VectorIndex.knn_all.
+    the same daemon.refine.index.build and VectorIndex.knn_all.
     """
-    from daemon.index import build
+    from daemon.refine.index import build
 
     n = len(vectors)
     t = time.perf_counter()
@@ -1213,14 +1213,14 @@ def child_dedup(kind: str, n: int, m: int, efc: int, seed: int, root: str) -> di
     """One size in a fresh process, so ru_maxrss is this size's peak."""
     import numpy as np
 
-    from daemon.index import IndexParams
+    from daemon.refine.index import IndexParams
 
     baseline = maxrss_mb()
     params = IndexParams(m=m, ef_construction=efc)
     if kind == "db":  # the real redecide_duplicates on a copy of the 17k root's DB
-        from daemon.config import load_config
-        from daemon.refine import redecide_duplicates
-        from daemon.scorers import make_scorer
+        from daemon.core.config import load_config
+        from daemon.providers.scorers import make_scorer
+        from daemon.refine.corpus import redecide_duplicates
         from daemon.store import Store
 
         quiet_logging()
@@ -1250,7 +1250,7 @@ def child_dedup(kind: str, n: int, m: int, efc: int, seed: int, root: str) -> di
             "input_mb": found.pairs * DIM * 4 / 2**20,
         }
     if kind == "corpus":  # the real 17k pair vectors, through the core function
-        from daemon.refine import pair_vectors
+        from daemon.refine.corpus import pair_vectors
         from daemon.store import Store
         from daemon.store import corpus as q
 

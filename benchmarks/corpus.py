@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.catalog import Indicator, load_catalog
+from daemon.core.catalog import Indicator, load_catalog
 
 AGENT = "droid"
 

@@ -1,5 +1,5 @@
 """What refining a corpus through Gemini costs, computed from token counts with the
-shipped price table (``daemon.config.DEFAULT_GEMINI_PRICES``) and batch discount.
+shipped price table (``daemon.core.config.DEFAULT_GEMINI_PRICES``) and batch discount.
 
     .venv/bin/python benchmarks/gemini_cost.py                 # 17,000 pairs
     .venv/bin/python benchmarks/gemini_cost.py --pairs 2000 --json
@@ -30,11 +30,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.corpus import generate
-from daemon.config import Config
+from daemon.core.config import Config
 from daemon.gemini.client import ceil_tokens
 from daemon.gemini.costs import cost_usd
 from daemon.gemini.judge import Verdict, prompt_for
-from daemon.scorers import PairToScore
+from daemon.providers.scorers import PairToScore
 
 TYPICAL_VERDICT = Verdict(
     accuracy=4,

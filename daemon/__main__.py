@@ -1,3 +1,3 @@
-from daemon.cli import main
+from daemon.cli.app import main
 
 main()

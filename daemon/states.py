@@ -37,6 +37,11 @@ PIPELINE: tuple[BatchState, ...] = (
     S.INDEXED,
 )
 
+#: The intake: the supervisor moves batches out of these states (up to ``imported``),
+#: steps of milliseconds that must never wait behind long work. The worker moves them
+#: from ``imported`` on (embedding, de-duplication, scoring, indexing).
+INTAKE: frozenset[BatchState] = frozenset({S.DETECTED, S.SETTLED, S.VALIDATED})
+
 #: States a batch rests in: no stage picks it up again on its own.
 TERMINAL: frozenset[BatchState] = frozenset({S.INDEXED, S.REJECTED, S.SUPERSEDED})
 

@@ -9,9 +9,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from daemon.config import Config, load_config
-from daemon.records import Batch
-from daemon.service import Service
+from daemon.core.config import Config, load_config
+from daemon.core.records import Batch
+from daemon.runtime.service import Service
 from daemon.stages import Stage
 from daemon.states import PIPELINE, BatchState
 from daemon.store import Store

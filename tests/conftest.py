@@ -412,7 +412,7 @@ class Daemon:
 @pytest.fixture(scope="session")
 def model() -> Any:
     """The real all-MiniLM-L6-v2, loaded once per test process (later loads are free)."""
-    from daemon.embedders.local import LocalEmbedder
+    from daemon.providers.embedders.local import LocalEmbedder
 
     embedder = LocalEmbedder()
     assert embedder.encoder is not None

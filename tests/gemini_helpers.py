@@ -9,10 +9,11 @@ from typing import Any
 
 from gemini_fake import FakeGemini
 
-from daemon.config import Config, load_config
-from daemon.logs import get_logger
-from daemon.records import PairRecord
-from daemon.stages import StageContext
+from daemon.core.config import Config, load_config
+from daemon.core.logs import get_logger
+from daemon.core.records import PairRecord
+from daemon.runtime.wiring import build_services
+from daemon.services import Services
 from daemon.store import Store
 
 FAST_GEMINI: dict[str, Any] = {
@@ -72,5 +73,6 @@ def sample_pairs(count: int, prefix: str = "RSI") -> list[tuple[str, str]]:
     ]
 
 
-def context(config: Config, store: Store) -> StageContext:
-    return StageContext(config=config, store=store, log=get_logger())
+def context(config: Config, store: Store) -> Services:
+    """The services the daemon would build for this config (the fake's client inside)."""
+    return build_services(config, store, get_logger())

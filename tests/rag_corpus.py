@@ -12,9 +12,10 @@ from typing import Any
 from conftest import query
 
 from benchmarks.corpus import _peers, envelope, file_path, pairs_for
-from daemon.catalog import Indicator, load_catalog
-from daemon.config import Config, load_config
-from daemon.service import Service
+from daemon.core.catalog import Indicator, load_catalog
+from daemon.core.config import Config, load_config
+from daemon.runtime.service import Service
+from daemon.stages.corpus_run import run_corpus
 
 INDICATORS = (
     "rsi",
@@ -91,10 +92,10 @@ def build(root: Path, *, copies: bool = True, junk: bool = True) -> Config:
             path.write_bytes(envelope(target, _junk(indicator(about))))
     config = settings(root)
     service = Service(config)
-    pipeline = service.start(watch=False)
+    service.start(watch=False)
     try:
         service.run_once()
-        pipeline.ctx.services["refine_corpus"](1_800_000_000.0)
+        run_corpus(service.worker_services(), 1_800_000_000.0)
     finally:
         service.stop()
     states = {state for (state,) in query(root, "SELECT state FROM batches")}

@@ -12,13 +12,14 @@ import pytest
 import rag_corpus
 from conftest import query, run_cli
 
-from daemon.ask import Source, ask, cited_ids, retrieve
-from daemon.config import load_config
-from daemon.errors import PermanentError
-from daemon.generators import make_generator
-from daemon.generators.llama import packaged_gguf
-from daemon.logs import get_logger
-from daemon.search import Searcher, open_searcher
+from daemon.core.config import load_config
+from daemon.core.errors import PermanentError
+from daemon.core.logs import get_logger
+from daemon.providers.generators import make_generator
+from daemon.providers.generators.llama import packaged_gguf
+from daemon.rag.ask import Source, ask, cited_ids, retrieve
+from daemon.runtime.wiring import open_searcher
+from daemon.search.searcher import Searcher
 
 QUESTION = "How is the Relative Strength Index calculated?"
 OFF_TOPIC = "What is the boiling point of water on Mars in kelvin?"

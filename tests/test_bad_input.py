@@ -16,11 +16,10 @@ import structlog
 from builders import AGENT, as_json, as_jsonl, make_config, outbox_file, pair, pairs, process
 from structlog.testing import capture_logs
 
-import daemon.wiring
-from daemon.config import Config
-from daemon.feedback import feedback_paths, write_feedback
-from daemon.logs import Event, configure_logging
-from daemon.records import PairError
+from daemon.core.config import Config
+from daemon.core.logs import Event, configure_logging
+from daemon.core.records import PairError
+from daemon.ingest.feedback import feedback_paths, refusal_paths, write_feedback
 from daemon.stages import Stage
 from daemon.stages.ingest import import_pairs
 from daemon.stages.settle import settle
@@ -46,11 +45,10 @@ LATIN1 = '[{"question": "Qu\'est-ce que le caf\u00e9?", "answer": "Un indicateur
 @pytest.fixture
 def fresh_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty root; logging configured as the daemon does (into a buffer), reset after;
-    the refinement wiring left out."""
+    the daemon runs the intake stages only (see run_once)."""
     for name in list(os.environ):
         if name.startswith("INBOXD_") or name in ("NOTIFY_SOCKET", "WATCHDOG_USEC"):
             monkeypatch.delenv(name)
-    monkeypatch.setattr(daemon.wiring, "wire", lambda ctx, stages: stages)
     configure_logging("json", "debug", stream=io.StringIO())
     yield tmp_path / "root"
     structlog.reset_defaults()
@@ -181,7 +179,7 @@ def test_unsafe_files_are_refused_and_never_read(bad_root: Path) -> None:
     events = run_once(config)
     refused = {Path(e["path"]).name: e for e in events if e["event"] == Event.FILE_REFUSED}
     assert set(refused) == {"passwd.json", "pipe.json"}
-    assert refused["passwd.json"]["path"] == str(bad_root / "outbox" / AGENT / "passwd.json")
+    assert refused["passwd.json"]["path"] == f"outbox/{AGENT}/passwd.json"
     assert "links outside the root (to /etc/passwd)" in refused["passwd.json"]["reason"]
     assert refused["pipe.json"]["reason"] == "refused: not a regular file"
     rows = batches(config)
@@ -204,12 +202,18 @@ def test_feedback_for_rejected_files_names_reason_and_position(bad_root: Path) -
         assert "**Rejected whole**" in md and reason in md
         if position:
             assert position in js["rejected"] and position in md
-    # One Markdown and one JSON report per file with a problem, nothing else there.
+    # One Markdown and one JSON report per file with a problem, nothing else there ...
     with_problems = [r for r in rows.values() if r["state"] == S.REJECTED or r["pairs_invalid"]]
     expected = [
         path.name
         for row in with_problems
         for path in feedback_paths(config.inbox_dir, AGENT, row["path"], row["sha256"])
+    ]
+    # ... and one pair for each refused file (passwd.json, pipe.json): see test_intake.py.
+    expected += [
+        path.name
+        for name in ("passwd.json", "pipe.json")
+        for path in refusal_paths(config.inbox_dir, AGENT, f"outbox/{AGENT}/{name}")
     ]
     assert sorted(p.name for p in folder.iterdir()) == sorted(expected)
     _, wrong = feedback(config, rows["wrongtypes_qa_pairs.json"])

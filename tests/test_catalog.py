@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.catalog import Catalog, Indicator, Session, load_catalog, normalize_name
-from daemon.errors import ConfigError
+from daemon.core.catalog import Catalog, Indicator, Session, load_catalog, normalize_name
+from daemon.core.errors import ConfigError
 
 # The plan's themes, copied from the seed (session 1 was delivered before the batch).
 SEED_THEMES = {

@@ -14,8 +14,8 @@ import structlog
 from click.testing import CliRunner, Result
 
 from daemon import __version__
-from daemon.cli import EXIT_CONFIG, cli
-from daemon.config import CONFIG_FILE_NAME, load_config
+from daemon.cli.app import EXIT_CONFIG, cli
+from daemon.core.config import CONFIG_FILE_NAME, load_config
 from daemon.states import BatchState
 from daemon.store import Store
 

@@ -11,8 +11,8 @@ import pydantic
 import pytest
 from builders import write
 
-from daemon.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML, Config, load_config
-from daemon.errors import ConfigError
+from daemon.core.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML, Config, load_config
+from daemon.core.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

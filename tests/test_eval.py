@@ -13,11 +13,12 @@ import pytest
 import rag_corpus
 from conftest import query, run_cli
 
-from daemon.catalog import load_catalog
-from daemon.evaluation import evaluate
-from daemon.evaluation.metrics import sign_test
-from daemon.evaluation.queries import QueryFileError, builtin_queries, load_user_queries
-from daemon.logs import get_logger
+from daemon.core.catalog import load_catalog
+from daemon.core.logs import get_logger
+from daemon.rag.evaluation import evaluate
+from daemon.rag.evaluation.metrics import sign_test
+from daemon.rag.evaluation.queries import QueryFileError, builtin_queries, load_user_queries
+from daemon.runtime.wiring import reading
 
 # The real all-MiniLM-L6-v2 (conftest.model), loaded before the first test.
 pytestmark = pytest.mark.usefixtures("model")
@@ -46,7 +47,8 @@ def user_queries(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def report(root: Path, user_queries: Path) -> dict[str, Any]:
-    found, _ = evaluate(rag_corpus.settings(root), get_logger(), queries_path=user_queries)
+    with reading(rag_corpus.settings(root), get_logger()) as services:
+        found, _ = evaluate(services, queries_path=user_queries)
     return found
 
 
@@ -123,9 +125,8 @@ def test_only_the_queries_are_embedded_and_the_db_is_left_alone(
     assert report["embedded_texts"] == report["queries"]["count"]
     assert report["pairs_without_vectors"] == 0
     before = query(root, "SELECT count(*), max(rowid) FROM embeddings")
-    again, _ = evaluate(
-        rag_corpus.settings(root), get_logger(), builtin=False, queries_path=user_queries
-    )
+    with reading(rag_corpus.settings(root), get_logger()) as services:
+        again, _ = evaluate(services, builtin=False, queries_path=user_queries)
     assert again["embedded_texts"] == again["queries"]["count"] == 4
     assert query(root, "SELECT count(*), max(rowid) FROM embeddings") == before
 

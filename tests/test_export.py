@@ -18,7 +18,7 @@ import pytest
 import rag_corpus
 from conftest import INBOXD, daemon_env, poll_until, query, run_cli
 
-from daemon.export import export_path, verify_export, versions_dir
+from daemon.rag.export import export_path, verify_export, versions_dir
 
 QUESTIONS = (
     "How is the Relative Strength Index calculated?",

@@ -13,7 +13,7 @@ import pytest
 from gemini_fake import FakeGemini
 from gemini_helpers import context, gemini_config, open_store, sample_pairs, seed_pairs
 
-from daemon.embedders import make_embedder, text_hash
+from daemon.core.textid import text_hash
 from daemon.gemini.hooks import GeminiWork
 
 
@@ -54,10 +54,8 @@ def test_rewrite_is_kept_beside_the_original_and_accepted_only_if_better(
     store = open_store(config)
     (pair_hash,) = seed_pairs(store, sample_pairs(1))
     before = store.db.execute("SELECT question, answer FROM pairs").fetchall()
-    ctx = context(config, store)
-    ctx.services["embedder"] = make_embedder(config)
-    work = GeminiWork(ctx)
-    work.after_corpus_run(ctx, time.time())
+    work = GeminiWork(context(config, store))
+    work.after_corpus_run(time.time())
     row = store.db.execute(
         "SELECT pair_hash, original_score, new_score, accepted, answer FROM gemini_enhancements"
     ).fetchone()
@@ -70,7 +68,7 @@ def test_rewrite_is_kept_beside_the_original_and_accepted_only_if_better(
     stages = {r[0] for r in store.db.execute("SELECT stage FROM gemini_calls")}
     assert {"judge", "enhance"} <= stages
     asked = len(fake.requests_to("generateContent"))
-    work.after_corpus_run(ctx, time.time())  # a second run does not rewrite it again
+    work.after_corpus_run(time.time())  # a second run does not rewrite it again
     assert store.db.execute("SELECT count(*) FROM gemini_enhancements").fetchone()[0] == 1
     assert len(fake.requests_to("generateContent")) == asked
 
@@ -83,6 +81,6 @@ def test_enhancement_is_off_by_default(fake: FakeGemini, tmp_path: Path) -> None
     store = open_store(config)
     seed_pairs(store, sample_pairs(2))
     work = GeminiWork(context(config, store))
-    work.after_corpus_run(work.ctx, time.time())
+    work.after_corpus_run(time.time())
     assert store.db.execute("SELECT count(*) FROM gemini_enhancements").fetchone()[0] == 0
     assert store.db.execute("SELECT count(*) FROM scores").fetchone()[0] == 2

@@ -12,9 +12,9 @@ import pytest
 from gemini_fake import FakeGemini
 from gemini_helpers import gemini_config, open_store
 
-from daemon.errors import InboxdError
+from daemon.core.errors import InboxdError
 from daemon.gemini.costs import spend_summary
-from daemon.generators import make_generator
+from daemon.providers.generators import make_generator
 
 
 @pytest.fixture
@@ -26,6 +26,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGemini]:
 
 
 def test_gemini_answers_ask_and_the_call_is_priced(fake: FakeGemini, tmp_path: Path) -> None:
+    """`ask` with the Gemini generator answers from the fake and records the call's cost."""
     config = gemini_config(tmp_path, fake)
     store = open_store(config)
     try:
@@ -43,6 +44,7 @@ def test_gemini_answers_ask_and_the_call_is_priced(fake: FakeGemini, tmp_path: P
 
 
 def test_gemini_ask_stops_at_the_budget_before_calling(fake: FakeGemini, tmp_path: Path) -> None:
+    """With no budget left, the Gemini generator refuses before any request is sent."""
     config = gemini_config(tmp_path, fake, budget_usd=0.0)
     store = open_store(config)
     try:

@@ -14,7 +14,7 @@ from gemini_helpers import gemini_config, open_store
 
 from daemon.gemini.gold import agreement, load_gold
 from daemon.gemini.judge import JudgeScorer
-from daemon.scorers.rubric import RubricScorer
+from daemon.providers.scorers.rubric import RubricScorer
 
 GOLD = Path(__file__).parent / "data" / "judge_gold.jsonl"
 

@@ -15,14 +15,14 @@ from gemini_fake import FakeGemini
 from gemini_helpers import context, gemini_config, open_store, sample_pairs, seed_pairs
 from structlog.testing import capture_logs
 
-from daemon.errors import ConfigError, PermanentError, TransientError
+from daemon.core.errors import ConfigError, PermanentError, TransientError
+from daemon.core.logs import Event
 from daemon.gemini import backlog, batch
 from daemon.gemini import client as gc
 from daemon.gemini.costs import spend_summary
 from daemon.gemini.hooks import GeminiWork
 from daemon.gemini.judge import JudgeScorer, judge_name, prompt_for
-from daemon.logs import Event
-from daemon.scorers import PairToScore, make_scorer
+from daemon.providers.scorers import PairToScore, make_scorer
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_embedder_sends_at_most_100_texts_a_call_and_normalises(
 ) -> None:
     """250 texts go out as 100+100+50 RETRIEVAL_DOCUMENT requests; rows come back unit
     length at the configured dimension, and each call is priced in the ledger."""
-    from daemon.embedders import make_embedder
+    from daemon.providers.embedders import make_embedder
 
     config = gemini_config(tmp_path, fake, embeddings=True, output_dimensionality=256)
     store = open_store(config)
@@ -257,7 +257,7 @@ def test_batch_round_trip_matches_by_key_and_retries_bad_keys(
     fake.omit_key(hashes[3])
     work = GeminiWork(context(config, store))
     with capture_logs() as logs:
-        work.after_corpus_run(work.ctx, time.time())
+        work.after_corpus_run(time.time())
         assert fake.jobs_created == 1
         (job,) = batch.open_jobs(store)
         assert job["name"].startswith("batches/") and job["request_count"] == 6
@@ -313,7 +313,7 @@ def test_batch_cost_is_the_discounted_price_of_the_reported_tokens(
     store = open_store(config)
     seed_pairs(store, sample_pairs(3))
     work = GeminiWork(context(config, store))
-    work.after_corpus_run(work.ctx, time.time())
+    work.after_corpus_run(time.time())
     _drive(work, fake)
     tin, tout, cost = store.db.execute(
         "SELECT input_tokens, output_tokens, cost_usd FROM gemini_calls"
@@ -334,7 +334,7 @@ def test_failed_or_expired_job_puts_pairs_back_to_pending_with_the_reason(
     fake.next_job(state, pending_polls=0, running_polls=1)
     work = GeminiWork(context(config, store))
     with capture_logs() as logs:
-        work.after_corpus_run(work.ctx, time.time())
+        work.after_corpus_run(time.time())
         _drive(work, fake)
     (job,) = store.db.query("SELECT * FROM gemini_jobs")
     assert job["state"] == state.lower()
@@ -349,7 +349,7 @@ def test_failed_or_expired_job_puts_pairs_back_to_pending_with_the_reason(
     assert backlog.judge_progress(store, config)["pending"] == 4
     work.tick(time.time())
     assert fake.jobs_created == 1  # no automatic resubmission loop
-    work.after_corpus_run(work.ctx, time.time())
+    work.after_corpus_run(time.time())
     _drive(work, fake)
     assert fake.jobs_created == 2
     assert set(_scores(store, judge_name(config))) == set(hashes)
@@ -363,7 +363,7 @@ def test_partially_succeeded_job_keeps_its_results(fake: FakeGemini, tmp_path: P
     fake.next_job("PARTIALLY_SUCCEEDED", pending_polls=0, running_polls=0)
     fake.fail_key(hashes[0])
     work = GeminiWork(context(config, store))
-    work.after_corpus_run(work.ctx, time.time())
+    work.after_corpus_run(time.time())
     _drive(work, fake)
     assert set(_scores(store, judge_name(config))) == set(hashes[1:])
     assert fake.jobs_created == 1  # judge_attempts=1: the failed key is marked, not resent
@@ -381,7 +381,7 @@ def test_crash_between_create_and_record_finds_the_job_by_display_name(
     hashes = seed_pairs(store, sample_pairs(2))
     work = GeminiWork(context(config, store))
     fake.fail(503, match="batches.list", times=99)  # the first attempt cannot look
-    work.after_corpus_run(work.ctx, time.time())
+    work.after_corpus_run(time.time())
     (job,) = batch.open_jobs(store)
     assert job["state"] == "preparing" and fake.jobs_created == 0
     fake.clear_faults()
@@ -456,12 +456,12 @@ def test_budget_cap_trims_a_batch_job_to_what_fits(fake: FakeGemini, tmp_path: P
     seed_pairs(store, sample_pairs(10))
     work = GeminiWork(context(config, store))
     with capture_logs() as logs:
-        work.after_corpus_run(work.ctx, time.time())
+        work.after_corpus_run(time.time())
     (job,) = batch.open_jobs(store)
     assert 0 < job["request_count"] < 10
     assert job["estimated_usd"] <= 0.0015
     assert any(e["event"] == Event.BUDGET_REACHED for e in logs)
-    work.after_corpus_run(work.ctx, time.time())  # the rest does not fit beside the reserve
+    work.after_corpus_run(time.time())  # the rest does not fit beside the reserve
     assert fake.jobs_created == 1
 
 
@@ -471,7 +471,7 @@ def test_budget_cap_trims_a_batch_job_to_what_fits(fake: FakeGemini, tmp_path: P
 def test_api_key_never_reaches_logs_or_the_db(fake: FakeGemini, tmp_path: Path) -> None:
     """After embeddings, a judged job, retries and a failure, neither the captured log
     events nor any byte of the SQLite files hold the API key."""
-    from daemon.embedders import make_embedder
+    from daemon.providers.embedders import make_embedder
 
     config = gemini_config(tmp_path, fake, embeddings=True)
     store = open_store(config)
@@ -481,7 +481,7 @@ def test_api_key_never_reaches_logs_or_the_db(fake: FakeGemini, tmp_path: Path) 
     with capture_logs() as logs:
         make_embedder(config).embed_documents(["a", "b"])
         work = GeminiWork(context(config, store))
-        work.after_corpus_run(work.ctx, time.time())
+        work.after_corpus_run(time.time())
         _drive(work, fake)
         with pytest.raises(PermanentError, match="400"):
             JudgeScorer(config).score([PairToScore("h", "q?", "a.")])
@@ -497,8 +497,8 @@ def test_embedding_past_the_budget_is_refused_with_a_clear_message(
 ) -> None:
     """An embedding call that would pass budget_usd is not sent: BudgetReached (a
     PermanentError, so the batch is parked with the message) and nothing is billed."""
-    from daemon.embedders import make_embedder
     from daemon.gemini.costs import BudgetReached
+    from daemon.providers.embedders import make_embedder
 
     config = gemini_config(tmp_path, fake, embeddings=True, budget_usd=0.0)
     store = open_store(config)
@@ -527,12 +527,13 @@ def test_default_config_registers_nothing_and_imports_no_sdk(tmp_path: Path) -> 
     import sys
 
     code = (
-        "import sys; from daemon.config import load_config; from daemon.store import Store;"
-        "from daemon.stages import StageContext; from daemon.gemini.hooks import attach;"
+        "import sys; from daemon.core.config import load_config; from daemon.store import Store;"
+        "from daemon.runtime.wiring import build_services; from daemon.gemini.hooks import attach;"
+        "from daemon.core.logs import get_logger;"
         f"from pathlib import Path; c = load_config(Path({str(tmp_path)!r}));"
         "s = Store(c.db_path); s.migrate();"
-        "ctx = StageContext(config=c, store=s, log=None); attach(ctx);"
-        "assert ctx.services == {}, ctx.services;"
+        "ctx = build_services(c, s, get_logger());"
+        "assert attach(ctx) is None;"
         "assert 'google.genai' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
@@ -542,7 +543,7 @@ def test_spend_summary_of_a_db_without_gemini_tables_is_zero(tmp_path: Path) -> 
     """status on a DB an older daemon still holds (no 0004_gemini yet) shows no spend."""
     from sqlite_utils import Database
 
-    from daemon.config import Config
+    from daemon.core.config import Config
 
     summary = spend_summary(Database(tmp_path / "old.db"), Config())
     assert summary["spent_usd"] == 0.0 and summary["budget_stopped"] is False
@@ -557,7 +558,7 @@ def test_a_poll_that_keeps_failing_waits_and_polls_again_later(
     store = open_store(config)
     seed_pairs(store, sample_pairs(2))
     work = GeminiWork(context(config, store))
-    work.after_corpus_run(work.ctx, time.time())
+    work.after_corpus_run(time.time())
     fake.rate_limit(match="batches.get", times=3, retry_after=0)
     now = time.time() + 1
     assert work.tick(now) is False

@@ -17,12 +17,12 @@ from builders import process
 from conftest import query
 from structlog.testing import capture_logs
 
-from daemon.config import Config, load_config
-from daemon.embedders.local import LocalEmbedder
-from daemon.index import INDEX_FILE, META_FILE, VectorIndex, build, ids_checksum
-from daemon.logs import get_logger
-from daemon.refine import indexable_ids
-from daemon.search import open_searcher
+from daemon.core.config import Config, load_config
+from daemon.core.logs import get_logger
+from daemon.providers.embedders.local import LocalEmbedder
+from daemon.refine.corpus import indexable_ids
+from daemon.refine.index import INDEX_FILE, META_FILE, VectorIndex, build, ids_checksum
+from daemon.runtime.wiring import open_searcher
 from daemon.store import Store
 
 MODEL = "local/all-MiniLM-L6-v2"

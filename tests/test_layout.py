@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 from builders import write
 
-from daemon.errors import InputError
-from daemon.layout import FileKind, assignment_session, classify, is_temporary, open_regular, walk
+from daemon.core.errors import InputError
+from daemon.ingest.layout import (
+    FileKind,
+    assignment_session,
+    classify,
+    is_temporary,
+    open_regular,
+    walk,
+)
 
 
 @pytest.mark.parametrize(

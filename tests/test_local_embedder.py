@@ -17,9 +17,9 @@ from builders import example_tree
 from conftest import copy_tree, daemon_env, run_cli
 
 from benchmarks.corpus import generate
-from daemon.embedders import export_onnx, model_files
-from daemon.embedders.local import LocalEmbedder
-from daemon.embedders.model_files import install_models_dir
+from daemon.providers.embedders import export_onnx, model_files
+from daemon.providers.embedders.local import LocalEmbedder
+from daemon.providers.embedders.model_files import install_models_dir
 
 NAME = "all-MiniLM-L6-v2"
 HEAVY = ("torch", "sentence_transformers", "transformers")
@@ -57,7 +57,7 @@ def test_a_fresh_process_ingests_and_searches_without_importing_torch(tmp_path: 
     script = textwrap.dedent(
         """
         import json, sys
-        from daemon.cli import cli
+        from daemon.cli.app import cli
         for args in (["run", "--once"], ["search", "simple moving average", "--json"]):
             cli.main(["--root", sys.argv[1], *args], standalone_mode=False)
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[2:])

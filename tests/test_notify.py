@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.notify import SystemdNotifier
+from daemon.runtime.notify import SystemdNotifier
 
 
 def _receive(sock: socket.socket) -> bytes:

@@ -29,8 +29,8 @@ from conftest import (
     scalar,
 )
 
-from daemon.config import CONFIG_FILE_NAME
-from daemon.logs import Event, configure_logging, get_logger
+from daemon.core.config import CONFIG_FILE_NAME
+from daemon.core.logs import Event, configure_logging, get_logger
 
 #: The exit a drained daemon must make within this long of SIGTERM (systemd allows 90 s).
 STOP_TIMEOUT = 30.0

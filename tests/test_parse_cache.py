@@ -13,12 +13,13 @@ import pytest
 import structlog
 from builders import as_json, make_config, outbox_file, pairs
 
-from daemon.logs import configure_logging
-from daemon.service import Service
+from daemon.core.logs import configure_logging
+from daemon.ingest.parsed_cache import ParsedCache
+from daemon.runtime.service import Service
 from daemon.stages import Stage
 from daemon.stages.ingest import import_pairs
 from daemon.stages.settle import settle
-from daemon.stages.validate import ParsedCache, validate
+from daemon.stages.validate import validate
 from daemon.states import BatchState
 from daemon.store import Store
 
@@ -46,6 +47,8 @@ def states(store: Store) -> list[str]:
 def test_import_uses_the_validated_pairs_without_reading_the_archive_again(
     tmp_path: Path,
 ) -> None:
+    """The import step takes the pairs validation parsed, so the archived file is read
+    once per version."""
     config = make_config(tmp_path / "root")
     outbox_file(config.root, "sma_qa_pairs.json", as_json(pairs(3)))
     service = Service(config, stages=dict(INTAKE))
@@ -69,7 +72,7 @@ def test_import_uses_the_validated_pairs_without_reading_the_archive_again(
 
 def test_the_cache_holds_a_bounded_number_of_pairs() -> None:
     """Oldest versions are dropped first once the pair budget is passed."""
-    from daemon.records import Batch
+    from daemon.core.records import Batch
 
     cache = ParsedCache(budget=5)
     batches = [

@@ -20,14 +20,15 @@ import structlog
 from builders import as_json, outbox_file, process
 from click.testing import CliRunner
 
-from daemon import dispatch, plan_hooks, reports
-from daemon.assignments import KIND_GAP_FILL
-from daemon.catalog import load_catalog
-from daemon.cli import cli
-from daemon.config import Config, load_config
-from daemon.coverage import DONE, MISSING, PARTIAL
-from daemon.logs import configure_logging
-from daemon.service import Service
+from daemon.cli.app import cli
+from daemon.core.catalog import load_catalog
+from daemon.core.config import Config, load_config
+from daemon.core.logs import configure_logging
+from daemon.plan import dispatch, reports
+from daemon.plan import hooks as plan_hooks
+from daemon.plan.assignments import KIND_GAP_FILL
+from daemon.plan.coverage import DONE, MISSING, PARTIAL
+from daemon.runtime.service import Service
 from daemon.stages import Stage
 from daemon.stages.ingest import import_pairs
 from daemon.stages.settle import settle
@@ -431,7 +432,7 @@ def test_gap_fill_names_exactly_the_gaps_and_delivery_closes_them(tmp_path: Path
 
 def coverage_gaps(found: Any) -> dict[str, Any]:
     """The non-empty gap lists (warnings and labels aside)."""
-    from daemon.coverage import gaps
+    from daemon.plan.coverage import gaps
 
     keys = (
         "indicators_without_pairs",

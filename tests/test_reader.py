@@ -12,9 +12,10 @@ from builders import as_json, as_jsonl, pair, pairs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.errors import InputError
-from daemon.reader import FILE_FIELDS, LIST_KEYS, parse_bytes
-from daemon.validation import normalise, validate_items
+from daemon.core.errors import InputError
+from daemon.core.textid import normalise
+from daemon.ingest.reader import FILE_FIELDS, LIST_KEYS, parse_bytes
+from daemon.ingest.validation import validate_items
 
 LIMITS = {"max_bytes": 1_000_000, "max_depth": 32}
 FAST = settings(max_examples=150, deadline=2000, database=None)
@@ -249,7 +250,11 @@ def test_json_like_text_raises_nothing_but_input_error(text: str, jsonl: bool) -
 
 
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=30,
 )
@@ -322,3 +327,24 @@ def test_valid_pairs_round_trip_through_every_envelope(
         assert record.item_id == (str(item["id"]) if "id" in item else None)
         if "x_custom" in item:
             assert record.extra == {"x_custom": item["x_custom"]}
+
+
+@pytest.mark.parametrize("name", ["x.json", "x.jsonl"])
+@pytest.mark.parametrize(
+    ("extra", "suspect"),
+    [
+        ("", False),
+        (', "score": 0.5', False),
+        (', "score": NaN', True),
+        (', "m": {"v": [1e999]}', True),
+        (', "m": {"a": 1, "a": 2}', True),
+    ],
+)
+def test_the_reader_flags_files_that_may_hold_what_json_cannot(
+    name: str, extra: str, suspect: bool
+) -> None:
+    """A key named twice, NaN or Infinity anywhere marks the file for validation to look
+    for (and report) at each item; a clean file is not walked a second time."""
+    line = '{"question": "q?", "answer": "a."' + extra + "}"
+    data = (line + "\n" + json.dumps(pair(2)) + "\n") if name.endswith("l") else f"[{line}]"
+    assert parse(name, data.encode()).suspect is suspect

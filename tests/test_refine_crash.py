@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from conftest import Daemon, assert_consistent, drop, latest_states, query, scalar
 
-from daemon.config import load_config
-from daemon.embedders import text_hash
-from daemon.index import META_FILE, ids_checksum
-from daemon.logs import get_logger
-from daemon.refine import indexable_ids
-from daemon.search import open_searcher
+from daemon.core.config import load_config
+from daemon.core.logs import get_logger
+from daemon.core.textid import text_hash
+from daemon.refine.corpus import indexable_ids
+from daemon.refine.index import META_FILE, ids_checksum
+from daemon.runtime.wiring import open_searcher
 from daemon.store import Store
 
 pytestmark = pytest.mark.slow  # starts the daemon four times

@@ -16,14 +16,15 @@ from builders import process
 from conftest import query, run_cli, scalar
 from structlog.testing import capture_logs
 
-from daemon.config import Config, load_config
-from daemon.embedders.local import LocalEmbedder
-from daemon.index import META_FILE, ids_checksum
-from daemon.logs import get_logger
-from daemon.refine import load_or_rebuild_index, refine_corpus
-from daemon.scorers import make_scorer
-from daemon.search import open_searcher
-from daemon.service import Service
+from daemon.core.config import Config, load_config
+from daemon.core.logs import get_logger
+from daemon.providers.embedders.local import LocalEmbedder
+from daemon.providers.scorers import make_scorer
+from daemon.refine.corpus import load_or_rebuild_index, refine_corpus
+from daemon.refine.index import META_FILE, ids_checksum
+from daemon.runtime.service import Service
+from daemon.runtime.wiring import open_searcher
+from daemon.stages.corpus_run import run_corpus
 from daemon.store import Store
 
 AGENT = "quant"
@@ -426,7 +427,7 @@ def test_a_new_rubric_version_rescores_on_the_next_corpus_run_and_nothing_else(
     """Scores are keyed by scorer name and version: after a version change the corpus
     run scores every active pair under the new name, embeds nothing, and a second run
     scores nothing more."""
-    from daemon.scorers.rubric import RubricScorer
+    from daemon.providers.scorers.rubric import RubricScorer
 
     ids = _rsi_cluster(root)
     count = embeddings(root)
@@ -437,9 +438,9 @@ def test_a_new_rubric_version_rescores_on_the_next_corpus_run_and_nothing_else(
     written = []
     for _ in range(2):
         service = Service(config)
-        pipeline = service.start(watch=False)
+        service.start(watch=False)
         try:
-            pipeline.ctx.services["refine_corpus"](time.time())
+            run_corpus(service.worker_services(), time.time())
         finally:
             service.stop()
         written.append(query(root, sql, [old_name + "-next"]))
@@ -455,10 +456,10 @@ def test_a_failing_after_run_hook_is_logged_and_the_others_still_run(root: Path)
     _rsi_cluster(root)
     (root / "state" / "reports").write_text("in the way")
     service = Service(settings(root))
-    pipeline = service.start(watch=False)
+    service.start(watch=False)
     try:
         with capture_logs() as logs:
-            pipeline.ctx.services["refine_corpus"](time.time())
+            run_corpus(service.worker_services(), time.time())
     finally:
         service.stop()
     failed = [e for e in logs if e["event"] == "corpus.hook_failed"]
@@ -469,22 +470,24 @@ def test_a_failing_after_run_hook_is_logged_and_the_others_still_run(root: Path)
 def test_a_failing_corpus_run_is_logged_and_the_daemon_goes_on(root: Path) -> None:
     """The index cannot be saved (state/index is a file): the corpus run that
     ALL_SESSIONS_COMPLETE.txt asked for fails, is logged as corpus.work_failed, its
-    signal is marked handled (no retry every tick), and the pipeline keeps working."""
+    signal is marked handled (no retry every tick), and the worker keeps working."""
     _rsi_cluster(root)
     service = Service(settings(root))
-    pipeline = service.start(watch=False)
+    service.start(watch=False)
+    worker = service.worker
+    assert worker is not None
     try:
         index_dir = root / "state" / "index"
         shutil.rmtree(index_dir)
         index_dir.write_text("in the way")
-        store = pipeline.ctx.store
+        store = worker.ctx.store
         store.record_signal(
             kind="all_sessions_complete", agent=AGENT, path="x", sha256="0" * 64, body="", now=1.0
         )
         with capture_logs() as logs:
-            assert pipeline.corpus_work(time.time()) is True
+            assert worker.corpus_work(time.time()) is True
         assert store.unhandled_signals("all_sessions_complete") == []
-        assert pipeline.corpus_work(time.time()) is False
+        assert worker.corpus_work(time.time()) is False
     finally:
         service.stop()
     (failure,) = [e for e in logs if e["event"] == "corpus.work_failed"]

@@ -5,6 +5,7 @@ a red flag never raises it, and scores are keyed by scorer name and version."""
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,12 @@ from conftest import query, scalar
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.config import load_config
-from daemon.embedders.local import LocalEmbedder
-from daemon.scorers import PairToScore, Score, tier
-from daemon.scorers.rubric import PENALTY, WEIGHTS, RubricScorer
-from daemon.service import Service
+from daemon.core.config import load_config
+from daemon.providers.embedders.local import LocalEmbedder
+from daemon.providers.scorers import PairToScore, Score, tier
+from daemon.providers.scorers.rubric import PENALTY, WEIGHTS, RubricScorer
+from daemon.runtime.service import Service
+from daemon.runtime.wiring import build_services
 
 QUESTION = "How is the Relative Strength Index (RSI) calculated?"
 GOOD = (
@@ -195,10 +197,8 @@ class RubricVersion2(RubricScorer):
 
 def _run(root: Path, scorer: RubricScorer | None = None) -> None:
     config = load_config(root, overrides={"watch": {"settle_seconds": 0.0}})
-    service = Service(config)
-    pipeline = service.start(watch=False)
-    if scorer is not None:
-        pipeline.ctx.services["scorer"] = scorer
+    service = Service(config, services=partial(build_services, scorer=scorer))
+    service.start(watch=False)
     try:
         service.run_once()
     finally:

@@ -13,9 +13,10 @@ import pytest
 from builders import example_tree, process
 from conftest import copy_tree, query, run_cli
 
-from daemon.config import Config, load_config
-from daemon.logs import get_logger
-from daemon.search import Searcher, open_searcher
+from daemon.core.config import Config, load_config
+from daemon.core.logs import get_logger
+from daemon.runtime.wiring import open_searcher
+from daemon.search.searcher import Searcher
 
 AGENT = "quant"
 SMA_CALC = "How is the Simple Moving Average (SMA) calculated for a crypto asset?"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import Daemon, copy_tree, query, run_cli
 
-from daemon.search_server import SOCKET_NAME, ask_daemon
+from daemon.search.server import SOCKET_NAME, ask_daemon
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +27,8 @@ def all_indexed(root: Path) -> bool:
 def test_daemon_answers_search_and_a_stopped_daemon_leaves_it_to_the_cli(
     root: Path, examples_root: Path, make_daemon: Callable[..., Daemon]
 ) -> None:
+    """A running daemon answers `inboxd search` over its socket; once it stops, the CLI
+    searches in-process with the same results."""
     daemon = make_daemon(root).start()
     copy_tree(examples_root / "outbox", root / "outbox")
     daemon.wait_until(lambda: all_indexed(root), what="every example batch indexed")
@@ -52,6 +54,8 @@ def test_daemon_answers_search_and_a_stopped_daemon_leaves_it_to_the_cli(
 def test_a_bad_request_gets_an_error_reply_and_the_daemon_serves_on(
     root: Path, examples_root: Path, make_daemon: Callable[..., Daemon]
 ) -> None:
+    """A malformed request on the search socket gets an error reply; the next query is
+    still served."""
     daemon = make_daemon(root).start()
     copy_tree(examples_root / "outbox", root / "outbox")
     daemon.wait_until(lambda: all_indexed(root), what="every example batch indexed")

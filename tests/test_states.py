@@ -16,7 +16,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from daemon.errors import InvalidTransitionError
+from daemon.core.errors import InvalidTransitionError
 from daemon.states import PIPELINE, TERMINAL, TRANSITIONS, BatchState, allowed, next_state
 
 S = BatchState

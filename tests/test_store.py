@@ -13,11 +13,11 @@ import pytest
 from builders import new_batch, open_store, row_counts, walk_to
 from sqlite_utils import Database
 
-from daemon.errors import InvalidTransitionError, PermanentError
-from daemon.records import PairRecord
+from daemon.core.errors import InvalidTransitionError, PermanentError
+from daemon.core.records import PairRecord
+from daemon.core.textid import pair_hash
 from daemon.states import BatchState
 from daemon.store import Store
-from daemon.validation import pair_hash
 
 S = BatchState
 PATH = "outbox/agent1/sma_qa_pairs.json"

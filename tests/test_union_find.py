@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.refine import UnionFind
+from daemon.refine.corpus import UnionFind
 
 LINKS = st.lists(st.tuples(st.integers(0, 19), st.integers(0, 19)), max_size=40)
 
@@ -36,6 +36,7 @@ def components(n: int, links: list[tuple[int, int]]) -> set[frozenset[int]]:
 
 @given(LINKS)
 def test_clusters_are_the_connected_components_of_the_links(links: list[tuple[int, int]]) -> None:
+    """Whatever the links, the clusters are exactly the connected components."""
     groups = UnionFind(20)
     for a, b in links:
         groups.union(a, b)

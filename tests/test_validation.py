@@ -11,13 +11,12 @@ from builders import pair, pairs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.reader import ParsedFile
-from daemon.records import PairError
-from daemon.validation import (
+from daemon.core.records import PairError
+from daemon.core.textid import normalise, pair_hash
+from daemon.ingest.reader import ParsedFile
+from daemon.ingest.validation import (
     KNOWN_FIELDS,
     indicator_from_path,
-    normalise,
-    pair_hash,
     session_from_path,
     validate_items,
 )
@@ -364,7 +363,7 @@ _value = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
-    | st.floats(allow_nan=False)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(alphabet=st.characters(exclude_categories=("Cs",))),
     lambda inner: (
         st.lists(inner, max_size=3)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.config import Config
+from daemon.core.config import Config
 from daemon.gemini.judge import judge_name
-from daemon.scorers import PairToScore
+from daemon.providers.scorers import PairToScore
 from daemon.store import Store
 from daemon.store import corpus as q
 

@@ -21,8 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from daemon.config import Config
-from daemon.errors import InboxdError, PermanentError, TransientError
+from daemon.core.config import Config
+from daemon.core.errors import InboxdError, PermanentError, TransientError
+from daemon.core.logs import Event
 from daemon.gemini import client as gc
 from daemon.gemini.backlog import retryable
 from daemon.gemini.costs import BudgetReached, check_budget, cost_usd
@@ -32,9 +33,8 @@ from daemon.gemini.judge import (
     judge_name,
 )
 from daemon.gemini.results import apply_results, finish_without_results
-from daemon.logs import Event
-from daemon.scorers import PairToScore
-from daemon.store import Store
+from daemon.providers.scorers import PairToScore
+from daemon.store import Store, meta
 
 #: Remote JobState -> our job state, for the states after which nothing more happens.
 FINISHED = {
@@ -55,7 +55,9 @@ def open_jobs(store: Store) -> list[dict[str, Any]]:
 
 def _display_name(scorer: str, keys: Sequence[str], store: Store) -> str:
     digest = hashlib.sha256((scorer + "\n" + "\n".join(sorted(keys))).encode()).hexdigest()[:16]
-    prefix = f"inboxd-judge-{digest}"
+    # The root's own id: another root on the same API key judging the same pairs makes
+    # the same digest, and must not adopt this root's job (or this root its job).
+    prefix = f"inboxd-judge-{meta.root_id(store.db)}-{digest}"
     earlier = store.db.execute(
         "SELECT count(*) FROM gemini_jobs WHERE display_name LIKE ?", [prefix + "-%"]
     ).fetchone()[0]

@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from daemon.config import GeminiConfig
-from daemon.errors import ConfigError, PermanentError, TransientError
-from daemon.logs import Event, get_logger
+from daemon.core import heartbeat
+from daemon.core.config import GeminiConfig
+from daemon.core.errors import ConfigError, PermanentError, TransientError
+from daemon.core.logs import Event, get_logger
 
 T = TypeVar("T")
 
@@ -116,6 +117,9 @@ def call(
     attempt = 0
     while True:
         attempt += 1
+        # The request is bounded by the client's timeout: the worker's heartbeat allows
+        # for it (and a stopping daemon does not start another attempt).
+        heartbeat.expect(config.timeout_seconds)
         try:
             return fn()
         except Exception as exc:
@@ -137,6 +141,7 @@ def call(
                 attempt=attempt,
                 retry_in_s=round(delay, 2),
             )
+            heartbeat.expect(delay)
             sleep(delay)
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from daemon.config import Config, GeminiConfig, GeminiPrice
-from daemon.errors import ConfigError, PermanentError
-from daemon.logs import Event, get_logger
+from daemon.core.config import Config, GeminiConfig, GeminiPrice
+from daemon.core.errors import ConfigError, PermanentError
+from daemon.core.logs import Event, get_logger
 
 #: Jobs whose estimated cost is reserved against the budget until their real cost lands.
 OPEN_JOB_STATES = ("preparing", "submitted")

@@ -11,14 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from daemon.embedders import text_hash
-from daemon.errors import InboxdError
+from daemon.core.errors import InboxdError
+from daemon.core.logs import Event
+from daemon.core.textid import text_hash
 from daemon.gemini import client as gc
 from daemon.gemini.costs import check_budget, cost_usd, record_call
 from daemon.gemini.judge import JudgeScorer, judge_name, nonce, usage_tokens
-from daemon.logs import Event
-from daemon.scorers import PairToScore
-from daemon.stages import StageContext
+from daemon.providers.scorers import PairToScore
+from daemon.services import Services
 from daemon.store import corpus as q
 
 SYSTEM = """\
@@ -44,7 +44,7 @@ class Rewrite(BaseModel):
     answer: str = Field(min_length=5, max_length=40000)
 
 
-def candidates(ctx: StageContext) -> list[dict[str, Any]]:
+def candidates(ctx: Services) -> list[dict[str, Any]]:
     """Active pairs the judge scored below the bar that have no rewrite yet."""
     g = ctx.config.gemini
     scorer = judge_name(ctx.config)
@@ -60,7 +60,7 @@ def candidates(ctx: StageContext) -> list[dict[str, Any]]:
     )
 
 
-def enhance_corpus(ctx: StageContext, client: Any, now: float) -> int:
+def enhance_corpus(ctx: Services, client: Any, now: float) -> int:
     """Rewrite, re-embed and re-judge up to ``enhance_max_pairs`` pairs; returns how many
     rewrites were accepted. Stops quietly at the budget cap or on an API failure."""
     import json
@@ -70,7 +70,7 @@ def enhance_corpus(ctx: StageContext, client: Any, now: float) -> int:
     config = ctx.config
     g = config.gemini
     judge = JudgeScorer(config, client)
-    embedder = ctx.services.get("embedder")
+    embedder = ctx.embedder
     accepted = tried = 0
     for row in candidates(ctx):
         mark = nonce(row["hash"])

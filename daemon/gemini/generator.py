@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.config import Config
+from daemon.core.config import Config
 from daemon.gemini import client as gc
 from daemon.gemini.costs import Ledger, cost_usd
 from daemon.gemini.judge import paid_generate
@@ -46,6 +46,6 @@ class GeminiGenerator:
         return str(getattr(response, "text", "") or "")
 
 
-def make_generator(config: Config) -> GeminiGenerator:
-    """The seam ``daemon.generators`` loads for ``[rag] generator = "gemini"``."""
+def from_config(config: Config) -> GeminiGenerator:
+    """The registry's factory for ``[rag] generator = "gemini"``."""
     return GeminiGenerator(config)

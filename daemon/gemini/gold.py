@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from daemon.scorers import PairToScore, Scorer
+from daemon.providers.scorers import PairToScore, Scorer
 
 
 def load_gold(path: Path) -> list[dict[str, Any]]:

@@ -6,20 +6,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.errors import InboxdError
+from daemon.core.errors import InboxdError
+from daemon.core.logs import Event
 from daemon.gemini import batch
 from daemon.gemini import client as gc
 from daemon.gemini.backlog import backlog
-from daemon.gemini.judge import JudgeScorer
-from daemon.logs import Event
-from daemon.stages import StageContext
+from daemon.gemini.costs import remaining
+from daemon.gemini.enhance import enhance_corpus
+from daemon.gemini.judge import JudgeScorer, judge_name
+from daemon.refine.corpus import redecide_duplicates, sync_index
+from daemon.services import Services
 from daemon.store import corpus as q
 
 
 class GeminiWork:
     """The Gemini provider's share of the daemon's corpus-level work."""
 
-    def __init__(self, ctx: StageContext, client: Any = None) -> None:
+    def __init__(self, ctx: Services, client: Any = None) -> None:
         self.ctx = ctx
         self._client = client
 
@@ -29,23 +32,22 @@ class GeminiWork:
             self._client = gc.make_client(self.ctx.config.gemini)
         return self._client
 
-    def after_corpus_run(self, ctx: StageContext, now: float) -> None:
+    def after_corpus_run(self, now: float) -> None:
         """Judge everything not yet scored by the configured judge, then (when on)
         rewrite the pairs it scored low."""
+        ctx = self.ctx
         try:
             self._judge_backlog(ctx, now)
         except InboxdError as exc:
             ctx.log.warning(Event.JOB_FAILED, stage="judge", error=str(exc))
             return
         if ctx.config.gemini.enhance:
-            from daemon.gemini.enhance import enhance_corpus
-
             try:
                 enhance_corpus(ctx, self.client, now)
             except InboxdError as exc:
                 ctx.log.warning(Event.JOB_FAILED, stage="enhance", error=str(exc))
 
-    def _judge_backlog(self, ctx: StageContext, now: float) -> None:
+    def _judge_backlog(self, ctx: Services, now: float) -> None:
         config = ctx.config
         pending = backlog(ctx.store, config)
         if not pending:
@@ -77,12 +79,7 @@ class GeminiWork:
 
     def _repick_keepers(self, now: float) -> None:
         """With the judge's scores in, the best pair of each duplicate cluster may change."""
-        index = self.ctx.services.get("index")
-        if index is None:
-            return
-        from daemon.gemini.judge import judge_name
-        from daemon.refine import redecide_duplicates, sync_index
-
+        index = self.ctx.index
         cfg = self.ctx.config
         redecide_duplicates(
             self.ctx.store,
@@ -96,21 +93,17 @@ class GeminiWork:
         index.save(cfg.index_dir)
 
 
-def _budget_gone(ctx: StageContext) -> bool:
-    from daemon.gemini.costs import remaining
-
+def _budget_gone(ctx: Services) -> bool:
     return remaining(ctx.store.db, ctx.config.gemini) <= 0 or bool(
         ctx.store.db.execute("SELECT count(*) FROM gemini_budget_stops").fetchone()[0]
     )
 
 
-def attach(ctx: StageContext) -> None:
-    """Register the hook and the tick when the judge is Gemini (checks the key now, so a
-    missing key stops start-up with a clear message rather than failing hours later)."""
+def attach(ctx: Services) -> GeminiWork | None:
+    """The judge's corpus-run hook and idle tick when the judge is Gemini, else None
+    (checks the key now, so a missing key stops start-up with a clear message rather
+    than failing hours later)."""
     if ctx.config.scoring.provider != "gemini":
-        return
+        return None
     gc.api_key()
-    work = GeminiWork(ctx)
-    ctx.services.setdefault("after_corpus_run", []).append(work.after_corpus_run)
-    ctx.services.setdefault("idle_work", []).append(work.tick)
-    ctx.services["gemini"] = work
+    return GeminiWork(ctx)

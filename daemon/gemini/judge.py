@@ -18,12 +18,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from daemon.config import Config
-from daemon.errors import TransientError
+from daemon.core.config import Config
+from daemon.core.errors import TransientError
+from daemon.core.logs import Event, get_logger
 from daemon.gemini import client as gc
 from daemon.gemini.costs import BudgetReached, Ledger, cost_usd
-from daemon.logs import Event, get_logger
-from daemon.scorers import PairToScore, Score
+from daemon.providers.scorers import PairToScore, Score
 
 #: Bump when the wording below changes meaning; the config hash catches any edit anyway.
 PROMPT_VERSION = 1
@@ -336,3 +336,9 @@ class DeferredJudge:
 
     def score(self, pairs: Sequence[PairToScore]) -> list[Score]:
         return []
+
+
+def from_config(config: Config) -> JudgeScorer | DeferredJudge:
+    """The registry's factory for the ``gemini`` scorer: batch mode defers judging to the
+    corpus run's Batch API job; interactive mode judges batch by batch."""
+    return DeferredJudge(config) if config.gemini.mode == "batch" else JudgeScorer(config)

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from daemon.config import Config
+from daemon.core.config import Config
+from daemon.core.logs import Event
 from daemon.gemini.costs import cost_usd, record_call
 from daemon.gemini.judge import mark_unjudged, parse_verdict, to_score, usage_tokens
-from daemon.logs import Event
 from daemon.store import Store
 from daemon.store import corpus as q
 

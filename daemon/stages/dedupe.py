@@ -9,21 +9,20 @@ Duplicates point at the kept pair of their cluster; nothing is deleted.
 from __future__ import annotations
 
 import numpy as np
-from sqlite_utils import Database
 
-from daemon.embedders import Embedder
-from daemon.index import VectorIndex
-from daemon.records import Batch
-from daemon.refine import norm_hash, pair_vectors, same_text_pairs, sync_index
-from daemon.stages import StageContext
+from daemon.core.records import Batch
+from daemon.core.textid import norm_hash
+from daemon.refine.corpus import pair_vectors, same_text_pairs, sync_index
+from daemon.refine.index import VectorIndex
+from daemon.services import Services
 from daemon.states import BatchState
+from daemon.store import Connection
 from daemon.store import corpus as q
 
 
-def dedupe(batch: Batch, ctx: StageContext, now: float) -> Batch:
+def dedupe(batch: Batch, ctx: Services, now: float) -> Batch:
     """Decide, for each new pair of the batch, whether it duplicates an earlier one."""
-    embedder: Embedder = ctx.services["embedder"]
-    index: VectorIndex = ctx.services["index"]
+    embedder, index = ctx.embedder, ctx.index
     threshold = ctx.config.dedup.threshold
     db = ctx.store.db
     # Drop superseded versions' pairs first: nothing may be folded into a pair that
@@ -47,7 +46,7 @@ def dedupe(batch: Batch, ctx: StageContext, now: float) -> Batch:
         seen_exact.setdefault(key, pair["id"])
         decisions.append((pair["id"], key, match))
 
-    def effects(db: Database) -> dict[str, object]:
+    def effects(db: Connection) -> dict[str, object]:
         duplicates = 0
         for pair_id, key, match in decisions:
             q.mark_checked(db, pair_id, key, now)
@@ -60,7 +59,7 @@ def dedupe(batch: Batch, ctx: StageContext, now: float) -> Batch:
     return ctx.store.advance(batch, BatchState.DEDUPLICATED, now=now, effects=effects)
 
 
-def _kept_same_text(ctx: StageContext, index: VectorIndex, key: str, pair_id: int) -> int | None:
+def _kept_same_text(ctx: Services, index: VectorIndex, key: str, pair_id: int) -> int | None:
     """An earlier pair with the same normalised text whose cluster is still in the corpus."""
     candidates = same_text_pairs(ctx.store, key, pair_id)
     active = index.ids if candidates else set()

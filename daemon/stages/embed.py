@@ -1,33 +1,45 @@
-"""imported -> embedded: vectors for every question and answer the corpus lacks."""
+"""imported -> embedded: vectors for every question and answer the corpus lacks.
+
+The work is done in chunks of ``[worker] chunk_texts`` texts: each chunk's vectors are
+committed as it finishes (they are cached by text hash and model, so a chunk is never
+embedded again, across restarts too), and the batch stays ``imported`` until the last
+chunk moves it on. A 5,000-pair file is then a few hundred short steps, each one a
+point where the worker reports progress and can stop.
+"""
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-
-from daemon.embedders import Embedder, text_hash
-from daemon.records import Batch
-from daemon.stages import StageContext
+from daemon.core.records import Batch
+from daemon.core.textid import text_hash
+from daemon.services import Services
 from daemon.states import BatchState
+from daemon.store import Connection
 from daemon.store import corpus as q
 
 
-def embed(batch: Batch, ctx: StageContext, now: float) -> Batch:
-    """Embed the texts of the batch's pairs that no earlier batch already embedded."""
-    embedder: Embedder = ctx.services["embedder"]
+def embed(batch: Batch, ctx: Services, now: float) -> Batch:
+    """Embed the next chunk of the batch's texts that no earlier batch embedded; move the
+    batch on once none is left."""
+    embedder = ctx.embedder
     texts: dict[str, str] = {}
     for pair in q.batch_pairs(ctx.store.db, batch.id):
         for text in (pair["question"], pair["answer"]):
             texts.setdefault(text_hash(text), text)
     known = q.known_text_hashes(ctx.store.db, embedder.model_id, list(texts))
     todo = [h for h in texts if h not in known]
+    chunk = todo[: ctx.config.worker.chunk_texts]
     vectors = (
-        dict(zip(todo, embedder.embed_documents([texts[h] for h in todo]), strict=True))
-        if todo
+        dict(zip(chunk, embedder.embed_documents([texts[h] for h in chunk]), strict=True))
+        if chunk
         else {}
     )
+    if len(todo) > len(chunk):
+        with ctx.store.transaction() as db:
+            q.save_embeddings(db, embedder.model_id, vectors, now)
+        return batch
 
-    def effects(db: Database) -> dict[str, object]:
+    def effects(db: Connection) -> dict[str, object]:
         q.save_embeddings(db, embedder.model_id, vectors, now)
-        return {"texts": len(texts), "embedded": len(vectors), "model": embedder.model_id}
+        return {"texts": len(texts), "embedded": len(todo), "model": embedder.model_id}
 
     return ctx.store.advance(batch, BatchState.EMBEDDED, now=now, effects=effects)

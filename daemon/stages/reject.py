@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-
-from daemon.errors import InputError
-from daemon.feedback import write_feedback
-from daemon.logs import Event
-from daemon.records import Batch, PairError
-from daemon.stages import StageContext
+from daemon.core.errors import InputError
+from daemon.core.logs import Event
+from daemon.core.records import Batch, PairError
+from daemon.ingest.feedback import write_feedback
+from daemon.services import Services
 from daemon.states import BatchState
+from daemon.store import Connection, meta
 
 
 def reject(
     batch: Batch,
-    ctx: StageContext,
+    ctx: Services,
     now: float,
     error: InputError,
     pair_errors: list[PairError] | None = None,
@@ -39,9 +38,16 @@ def reject(
         feedback=str(feedback),
     )
 
-    def effects(db: Database) -> dict[str, object]:
+    stale = ctx.store.has_older_version(batch)
+
+    def effects(db: Connection) -> dict[str, object]:
         ctx.store.set_batch_fields(db, batch.id, reject_reason=reason)
         ctx.store.record_errors(db, batch.id, pair_errors or [])
+        if stale:
+            # The older version this one superseded took its pairs out of the corpus and
+            # may have re-homed clusters, and no later stage of this batch will sync the
+            # index: the worker, which owns it, does (runtime/worker.py).
+            meta.set_value(db, meta.INDEX_STALE, str(now))
         return {"reason": reason}
 
     return ctx.store.advance(batch, BatchState.REJECTED, now=now, effects=effects)

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlite_utils import Database
-
-from daemon.embedders import Embedder, text_hash
-from daemon.records import Batch
-from daemon.scorers import PairToScore, Scorer
-from daemon.stages import StageContext
+from daemon.core.records import Batch
+from daemon.core.textid import text_hash
+from daemon.providers.embedders import Embedder
+from daemon.providers.scorers import PairToScore, Scorer
+from daemon.refine.rehome import best_member, point_at
+from daemon.services import Services
 from daemon.states import BatchState
-from daemon.store import Store
+from daemon.store import Connection, Store
 from daemon.store import corpus as q
 
 
 def score_missing(
-    db: Database, embedder: Embedder, scorer: Scorer, pairs: list[dict[str, Any]]
+    db: Connection, embedder: Embedder, scorer: Scorer, pairs: list[dict[str, Any]]
 ) -> list[dict[str, object]]:
     """Scores (as rows to save) of the pairs this scorer (name and version) has not
     scored yet; relevance from the stored question and answer vectors."""
@@ -44,14 +44,13 @@ def rescore_corpus(store: Store, embedder: Embedder, scorer: Scorer, now: float)
     return len(rows)
 
 
-def score(batch: Batch, ctx: StageContext, now: float) -> Batch:
+def score(batch: Batch, ctx: Services, now: float) -> Batch:
     """Score pairs not yet scored by this scorer (name and version), then re-pick keepers."""
-    embedder: Embedder = ctx.services["embedder"]
-    scorer: Scorer = ctx.services["scorer"]
+    embedder, scorer = ctx.embedder, ctx.scorer
     pairs = q.batch_pairs(ctx.store.db, batch.id)
     results = score_missing(ctx.store.db, embedder, scorer, pairs)
 
-    def effects(db: Database) -> dict[str, object]:
+    def effects(db: Connection) -> dict[str, object]:
         q.save_scores(db, scorer.name, results, now)
         swapped = _keep_best(db, ctx, [p["id"] for p in pairs], scorer.name, now)
         return {"scored": len(results), "scorer": scorer.name, "keepers_changed": swapped}
@@ -59,38 +58,25 @@ def score(batch: Batch, ctx: StageContext, now: float) -> Batch:
     return ctx.store.advance(batch, BatchState.SCORED, now=now, effects=effects)
 
 
-def _keep_best(
-    db: Database, ctx: StageContext, pair_ids: list[int], scorer: str, now: float
-) -> int:
-    """Make the best-scored member of each touched cluster its kept pair."""
-    from daemon.refine import pair_vectors
-
-    embedder: Embedder = ctx.services["embedder"]
+def _keep_best(db: Connection, ctx: Services, pair_ids: list[int], scorer: str, now: float) -> int:
+    """Make the best-scored live member of each touched cluster its kept pair (a member
+    no version delivers any more must not be kept: its duplicates would leave with it)."""
     changed = 0
     for kept in {q.kept_of(db, pair_id) for pair_id in pair_ids}:
         members = q.cluster_members(db, kept)
-        if len(members) < 2:
+        live = q.live_among(db, members)
+        if len(members) < 2 or not live:
             continue
-        scores = q.scores_for(db, scorer, members)
-        best = max(members, key=lambda i: (scores.get(i, -1.0), -i))
+        best = best_member(db, scorer, live)
         if best == kept:
             continue
-        rows = q.pairs_by_id(db, members)
-        norm = {r["id"]: r["norm_hash"] for r in rows}
-        vectors = dict(
-            zip(
-                [r["id"] for r in rows],
-                pair_vectors(ctx.store, embedder.model_id, rows),
-                strict=True,
-            )
+        point_at(
+            db,
+            best,
+            members,
+            model_id=ctx.embedder.model_id,
+            threshold=ctx.config.dedup.threshold,
+            now=now,
         )
-        threshold = ctx.config.dedup.threshold
-        q.clear_duplicate(db, best)
-        for member in members:
-            if member != best:
-                same_text = norm[member] is not None and norm[member] == norm[best]
-                method = "exact" if same_text else "near"
-                similarity = float(vectors[member] @ vectors[best])
-                q.set_duplicate(db, member, best, similarity, method, threshold, now)
         changed += 1
     return changed

@@ -5,23 +5,23 @@ from __future__ import annotations
 import hashlib
 import os
 
-from daemon import archive
-from daemon.errors import InputError, TransientError
-from daemon.layout import open_regular
-from daemon.records import Batch
-from daemon.stages import StageContext
+from daemon.core.errors import InputError, TransientError
+from daemon.core.records import Batch
+from daemon.ingest import archive
+from daemon.ingest.layout import open_regular
+from daemon.services import Services
 from daemon.stages.reject import reject
 from daemon.states import BatchState
 
 
-def read_file(ctx: StageContext, relpath: str) -> bytes:
+def read_file(ctx: Services, relpath: str) -> bytes:
     """The bytes of an agent file, refusing links out of the root and non-files."""
     fd = open_regular(ctx.config.root, ctx.config.root / relpath)
     with os.fdopen(fd, "rb") as handle:
         return handle.read(ctx.config.limits.max_file_bytes + 1)
 
 
-def settle(batch: Batch, ctx: StageContext, now: float) -> Batch:
+def settle(batch: Batch, ctx: Services, now: float) -> Batch:
     """Archive the batch's content; reject it if it cannot be read at all."""
     limit = ctx.config.limits.max_file_bytes
     if batch.size > limit:

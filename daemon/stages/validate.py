@@ -2,61 +2,29 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 
-from sqlite_utils import Database
-
-from daemon import archive
-from daemon.errors import InputError
-from daemon.feedback import write_feedback
-from daemon.logs import Event
-from daemon.reader import parse_bytes
-from daemon.records import Batch, PairError, PairRecord
-from daemon.stages import StageContext
+from daemon.core.errors import InputError
+from daemon.core.logs import Event
+from daemon.core.records import Batch
+from daemon.ingest import archive
+from daemon.ingest.feedback import write_feedback
+from daemon.ingest.parsed_cache import Validated
+from daemon.ingest.reader import parse_bytes
+from daemon.ingest.validation import validate_items
+from daemon.services import Services
 from daemon.stages.reject import reject
 from daemon.states import BatchState
-from daemon.validation import validate_items
-
-Validated = tuple[list[PairRecord], list[PairError]]
-
-# validate and import both need a batch's pairs; the import, usually the very next
-# step, takes them from here instead of parsing and validating the file again (that
-# was ~40% of import time). Bounded by pairs held, so a burst of large files cannot
-# grow it without end; a miss (after a restart, say) just parses again.
-_CACHE_PAIRS = 50_000
+from daemon.store import Connection
 
 
-class ParsedCache:
-    """Validated pairs of recent batch versions, oldest dropped first."""
-
-    def __init__(self, budget: int = _CACHE_PAIRS) -> None:
-        self.budget = budget
-        self._held: OrderedDict[tuple[int, str], Validated] = OrderedDict()
-
-    def put(self, batch: Batch, value: Validated) -> None:
-        self._held[(batch.id, batch.sha256)] = value
-        while sum(len(p) + len(e) for p, e in self._held.values()) > self.budget:
-            self._held.popitem(last=False)
-
-    def take(self, batch: Batch) -> Validated | None:
-        return self._held.pop((batch.id, batch.sha256), None)
-
-
-def _cache(ctx: StageContext) -> ParsedCache:
-    cache = ctx.services.get("parsed_cache")
-    if cache is None:
-        cache = ctx.services["parsed_cache"] = ParsedCache()
-    return cache
-
-
-def load_pairs(batch: Batch, ctx: StageContext, *, keep: bool = False) -> Validated:
+def load_pairs(batch: Batch, ctx: Services, *, keep: bool = False) -> Validated:
     """Parse and validate the archived copy of a batch (raises InputError if unreadable).
 
     With ``keep`` the result is held for the next call for this batch version, which
     takes it instead of parsing again.
     """
-    cache = _cache(ctx)
+    cache = ctx.parsed_cache
     held = cache.take(batch)
     if held is not None:
         return held
@@ -66,7 +34,7 @@ def load_pairs(batch: Batch, ctx: StageContext, *, keep: bool = False) -> Valida
     return found
 
 
-def _parse_and_validate(batch: Batch, ctx: StageContext) -> Validated:
+def _parse_and_validate(batch: Batch, ctx: Services) -> Validated:
     if batch.archive_path is None:
         raise InputError(batch.path, "no archived copy to read")
     data = archive.load(ctx.config.state_dir / batch.archive_path, batch.sha256)
@@ -83,15 +51,18 @@ def _parse_and_validate(batch: Batch, ctx: StageContext) -> Validated:
     )
 
 
-def validate(batch: Batch, ctx: StageContext, now: float) -> Batch:
+def validate(batch: Batch, ctx: Services, now: float) -> Batch:
     """Record the valid count and every invalid item; reject a file with nothing valid."""
     try:
         pairs, errors = load_pairs(batch, ctx, keep=True)
     except InputError as exc:
         return reject(batch, ctx, now, exc)
     if not pairs:
-        why = f"no valid pairs ({len(errors)} invalid item(s))" if errors else "no pairs"
-        return reject(batch, ctx, now, InputError(batch.path, why), errors)
+        if errors:  # each at its own position, listed with the rejection
+            problem = InputError(batch.path, f"no valid pairs ({len(errors)} invalid item(s))")
+        else:
+            problem = InputError(batch.path, "no pairs: the file holds none", "whole file")
+        return reject(batch, ctx, now, problem, errors)
     if errors:
         feedback = write_feedback(
             ctx.config.inbox_dir,
@@ -111,7 +82,7 @@ def validate(batch: Batch, ctx: StageContext, now: float) -> Batch:
             first=f"{errors[0].position}: {errors[0].reason}",
         )
 
-    def effects(db: Database) -> dict[str, int]:
+    def effects(db: Connection) -> dict[str, int]:
         ctx.store.record_errors(db, batch.id, errors)
         counts = {
             "pairs_total": len(pairs) + len(errors),

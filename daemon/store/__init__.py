@@ -13,12 +13,20 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from daemon.errors import InvalidTransitionError, PermanentError, TransientError
-from daemon.records import Batch, PairError, PairRecord
+from daemon.core.errors import InvalidTransitionError, PermanentError, TransientError
+from daemon.core.records import Batch, PairError, PairRecord
 from daemon.states import BatchState, allowed
+from daemon.store import readers
 from daemon.store.schema import migrations
 
-Effects = Callable[[Database], dict[str, Any] | None]
+#: The handle a transaction's effects and the named queries get. Stages name this
+#: type, never sqlite_utils: the store is the only module that knows what it is.
+Connection = Database
+
+Effects = Callable[[Connection], dict[str, Any] | None]
+#: Runs inside the transaction that supersedes batches: (db, their ids, now). A dict it
+#: returns joins the detail of the new version's ``detected`` row; raising rolls back.
+OnSupersede = Callable[[Connection, list[int], float], dict[str, Any] | None]
 
 _RETRYABLE_SQLITE = ("database is locked", "disk i/o error", "database or disk is full")
 
@@ -26,16 +34,19 @@ _RETRYABLE_SQLITE = ("database is locked", "disk i/o error", "database or disk i
 class Store:
     """The SQLite database of one root."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False, timeout: float = 30.0) -> None:
         self.path = path
+        self.readonly = readonly
+        # The -wal/-shm a reader might create (see daemon.store.readers).
+        self._absent = readers.absent_companions(path) if readonly else []
         try:
             if readonly:
                 conn = sqlite3.connect(
-                    f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False
+                    readers.read_only_uri(path), uri=True, timeout=timeout, check_same_thread=False
                 )
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+                conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False)
             self.db = Database(conn, execute_plugins=False)
             if not readonly:
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -50,6 +61,7 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        readers.hand_over(self.path, self._absent)
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
@@ -62,25 +74,40 @@ class Store:
         try:
             yield self.db
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise translate(exc, "a database write failed") from exc
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise translate(exc, "cannot commit") from exc
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back (after SQLITE_FULL, say): a ROLLBACK then
+        # raises "no transaction is active" and would hide the error that matters.
+        if self.db.conn.in_transaction:
+            self.db.conn.execute("ROLLBACK")
 
     # -- the state machine -------------------------------------------------------------
 
     def create_batch(
-        self, *, agent: str, path: str, sha256: str, size: int, now: float
+        self,
+        *,
+        agent: str,
+        path: str,
+        sha256: str,
+        size: int,
+        now: float,
+        on_supersede: OnSupersede | None = None,
     ) -> tuple[Batch, list[int]]:
         """Record a new version of ``path`` as ``detected``; supersede the older ones.
 
-        Returns the batch and the ids of the batches it superseded.
+        ``on_supersede`` (re-homing the clusters whose kept pair left, say) runs in the
+        same transaction once older versions are superseded. Returns the batch and the
+        ids of the batches it superseded.
         """
         with self.transaction() as db:
             cursor = db.execute(
@@ -89,7 +116,6 @@ class Store:
                 [agent, path, sha256, size, BatchState.DETECTED, now, now],
             )
             batch_id = int(cursor.lastrowid or 0)
-            self._record(db, batch_id, None, BatchState.DETECTED, now, {"size": size})
             older = [
                 int(row[0])
                 for row in db.execute(
@@ -99,6 +125,9 @@ class Store:
             ]
             for old_id in older:
                 self._move(db, self.batch(old_id), BatchState.SUPERSEDED, now, {"by": batch_id})
+            extra = on_supersede(db, older, now) if on_supersede and older else None
+            detail = {"size": size, **(extra or {})}
+            self._record(db, batch_id, None, BatchState.DETECTED, now, detail)
         return self.batch(batch_id), older
 
     def advance(
@@ -210,15 +239,24 @@ class Store:
         )
         return Batch.from_row(rows[0]) if rows else None
 
+    def has_older_version(self, batch: Batch) -> bool:
+        """Whether an earlier version of the batch's file was recorded (and so superseded)."""
+        row = self.db.execute(
+            "SELECT 1 FROM batches WHERE path = ? AND id < ? LIMIT 1", [batch.path, batch.id]
+        ).fetchone()
+        return row is not None
+
     def next_workable(self, now: float, states: Sequence[BatchState]) -> Batch | None:
-        """The oldest batch a stage can move now: in one of ``states``, or failed and due."""
+        """The oldest batch a stage of ``states`` can move now: in one of them, or failed
+        in one of them and due (the supervisor and the worker each see only their own)."""
         marks = ", ".join("?" for _ in states)
         rows = list(
             self.db.query(
                 f"SELECT * FROM batches WHERE state IN ({marks})"
-                " OR (state = ? AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?)"
+                f" OR (state = ? AND resume_state IN ({marks})"
+                " AND next_attempt_at IS NOT NULL AND next_attempt_at <= ?)"
                 " ORDER BY id LIMIT 1",
-                [*states, BatchState.FAILED, now],
+                [*states, BatchState.FAILED, *states, now],
             )
         )
         return Batch.from_row(rows[0]) if rows else None

@@ -13,13 +13,15 @@ from sqlite_utils import Database
 
 Vector = NDArray[np.float32]
 
-# A pair is active when some version of a file that is not superseded delivered it
-# and it is not marked as a duplicate.
-ACTIVE_PAIRS = """
+# A pair ``p`` is live when some version of a file that is not superseded delivered it.
+LIVE = """EXISTS (SELECT 1 FROM pair_sources s JOIN batches b ON b.id = s.batch_id
+                  WHERE s.pair_id = p.id AND b.state != 'superseded')"""
+
+# A pair is active when it is live and not marked as a duplicate.
+ACTIVE_PAIRS = f"""
     SELECT p.id FROM pairs p
     WHERE p.id NOT IN (SELECT pair_id FROM duplicates)
-      AND EXISTS (SELECT 1 FROM pair_sources s JOIN batches b ON b.id = s.batch_id
-                  WHERE s.pair_id = p.id AND b.state != 'superseded')
+      AND {LIVE}
 """
 
 
@@ -115,6 +117,38 @@ def cluster_members(db: Database, kept_id: int) -> list[int]:
         int(r[0])
         for r in db.execute(
             "SELECT pair_id FROM duplicates WHERE duplicate_of = ? ORDER BY pair_id", [kept_id]
+        ).fetchall()
+    ]
+
+
+def live_among(db: Database, pair_ids: Sequence[int]) -> list[int]:
+    """Which of these pairs are live, in id order."""
+    found: list[int] = []
+    for start in range(0, len(pair_ids), 500):
+        chunk = list(pair_ids[start : start + 500])
+        found += [
+            int(row[0])
+            for row in db.execute(
+                f"SELECT p.id FROM pairs p WHERE p.id IN ({_marks(chunk)}) AND {LIVE}", chunk
+            ).fetchall()
+        ]
+    return sorted(found)
+
+
+def dead_keepers(db: Database, batch_ids: Sequence[int]) -> list[int]:
+    """Kept pairs of a duplicate cluster that these batches delivered and that are no
+    longer live (every version delivering them is superseded), in id order."""
+    if not batch_ids:
+        return []
+    return [
+        int(row[0])
+        for row in db.execute(
+            "SELECT DISTINCT p.id FROM pairs p JOIN pair_sources src ON src.pair_id = p.id"
+            f" WHERE src.batch_id IN ({_marks(batch_ids)})"
+            " AND p.id NOT IN (SELECT pair_id FROM duplicates)"
+            " AND EXISTS (SELECT 1 FROM duplicates d WHERE d.duplicate_of = p.id)"
+            f" AND NOT {LIVE} ORDER BY p.id",
+            list(batch_ids),
         ).fetchall()
     ]
 

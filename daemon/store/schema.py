@@ -264,7 +264,34 @@ def _gemini(db: Database) -> None:
     )
 
 
-@migrations(name="0005_files_taken")
+@migrations(name="0005_intake")
+def _intake(db: Database) -> None:
+    db.executescript(
+        """
+        -- Files intake could not take (not a regular file, a link out of the root, a name
+        -- that is not UTF-8, a status.txt count out of range...): one row per path while
+        -- the problem lasts, shown by `inboxd status`.
+        CREATE TABLE refused_files (
+            path TEXT PRIMARY KEY,          -- relative to the root (non-UTF-8 bytes escaped)
+            agent TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            position TEXT,                  -- "line 1, column 20", "file name", ...
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL
+        );
+
+        -- Facts about this root's database. root_id: a random id that tells this root's
+        -- remote jobs from another root's on the same API key.
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        INSERT INTO meta (key, value) VALUES ('root_id', lower(hex(randomblob(6))));
+        """
+    )
+
+
+@migrations(name="0006_files_taken")
 def _files_taken(db: Database) -> None:
     db.executescript(
         """

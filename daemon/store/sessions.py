@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from daemon.scorers import tier
+from daemon.core.quality import tier
 from daemon.states import PIPELINE, BatchState
 
 # Versions of files that count: not replaced by a newer version and not rejected whole.

@@ -1,0 +1,289 @@
+"""The ``inboxd`` command line: parse, build the config, call a plain function, map our
+errors to exit codes and operator messages."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from daemon import __version__
+from daemon.cli.ops import backup, doctor
+from daemon.cli.plan import dispatch, report
+from daemon.cli.rag import ask, evaluate, export
+from daemon.cli.support import (
+    EXIT_CONFIG,
+    EXIT_ERROR,
+    EXIT_RUNNING,
+    Options,
+    fail,
+    load,
+    with_errors,
+)
+from daemon.core import atomic
+from daemon.core.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML
+from daemon.core.errors import AlreadyRunningError, InboxdError
+from daemon.core.logs import get_logger
+from daemon.ops import status as status_report
+from daemon.runtime.service import Service, exit_now, reexec
+from daemon.runtime.wiring import open_searcher
+from daemon.search.searcher import Hit, Mode
+from daemon.search.server import ask_daemon
+from daemon.stages.corpus_run import run_corpus
+from daemon.store import Store
+
+__all__ = ["EXIT_CONFIG", "EXIT_ERROR", "EXIT_RUNNING", "cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="inboxd")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The folder holding inbox/, outbox/ and state/ (default: $INBOXD_ROOT or .).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"TOML config file (default: <root>/{CONFIG_FILE_NAME} if present).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "console"]),
+    help="json: one object a line (journald); console: for people.",
+)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    root: Path | None,
+    config_path: Path | None,
+    log_format: str | None,
+    log_level: str | None,
+) -> None:
+    """inboxd: turn what research agents drop into folders into a refined Q&A base.
+
+    \b
+    Example:
+      inboxd --root ~/research init
+      inboxd --root ~/research run --log-format console
+    """
+    ctx.obj = Options(root, config_path, {"log_format": log_format, "log_level": log_level})
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create inbox/, outbox/, state/, a commented config file, and the local model's
+    ONNX export if no verified one is installed (a one-time step that needs torch).
+
+    \b
+    Example:
+      inboxd --root ~/research init
+    """
+    config = load(ctx)
+    for folder in (config.inbox_dir, config.outbox_dir, config.state_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    target = config.root / CONFIG_FILE_NAME
+    if not target.exists():
+        atomic.write_text(target, DEFAULT_CONFIG_TOML)
+    store = Store(config.db_path)
+    store.migrate()
+    store.close()
+    click.echo(f"initialised {config.root} (config: {target})")
+    from daemon.providers.embedders.local import prepare  # exports the model if it must
+
+    model = with_errors(lambda: prepare(config))
+    if model is not None:
+        click.echo(f"local embedding model: {model} (verified)")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Process what is there now, then exit.")
+@click.pass_context
+def run(ctx: click.Context, once: bool) -> None:
+    """Watch inbox/ and outbox/ and process every file until SIGTERM or SIGINT.
+
+    \b
+    Example:
+      inboxd --root ~/research run
+      inboxd --root ~/research run --once     # for cron or a one-off import
+    """
+    config = load(ctx, logs_to_stdout=True)
+    options: Options = ctx.obj
+    service = Service(config, reload_config=options.load_config)
+    service.install_signal_handlers()
+    try:
+        service.start(watch=not once)
+        if once:
+            service.run_once()
+        else:
+            service.run()
+    except AlreadyRunningError as exc:
+        fail(str(exc), EXIT_RUNNING)
+    except InboxdError as exc:
+        fail(str(exc), EXIT_ERROR)
+    finally:
+        service.stop()
+    if service.reexec_requested:
+        reexec()
+    if service.worker_abandoned:
+        exit_now(0)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show batches by state, pairs, rejected files, the agent's progress and signals.
+
+    \b
+    Example:
+      inboxd --root ~/research status
+      inboxd --root ~/research status --json | jq .pairs
+    """
+    report = with_errors(lambda: status_report.gather(load(ctx)))
+    if as_json:
+        click.echo(status_report.to_json(report))
+    else:
+        status_report.render(report, Console())
+
+
+@cli.command()
+@click.argument("batch_ids", nargs=-1, type=int)
+@click.pass_context
+def retry(ctx: click.Context, batch_ids: tuple[int, ...]) -> None:
+    """Re-queue failed batches now (all of them, or the ids given).
+
+    \b
+    Example:
+      inboxd --root ~/research retry          # every failed batch
+      inboxd --root ~/research retry 12 14
+    """
+    config = load(ctx)
+
+    def requeue() -> int:
+        store = Store(config.db_path)
+        try:
+            return store.requeue_parked(time.time(), batch_ids)
+        finally:
+            store.close()
+
+    count = with_errors(requeue)
+    click.echo(f"re-queued {count} failed batch(es); a running daemon picks them up now")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("-k", "k", type=click.IntRange(1, 1000), help="How many results (default 5).")
+@click.option(
+    "--max-distance",
+    type=click.FloatRange(0, 2),
+    help="Cosine distance cut-off for dense hits (default 0.5, the seed's).",
+)
+@click.option("--indicator", help="Only pairs of this indicator (id, name or alias).")
+@click.option("--min-quality", type=click.FloatRange(0, 100), help="Only pairs scoring this.")
+@click.option(
+    "--mode",
+    type=click.Choice(["dense", "lexical", "hybrid"]),
+    default="hybrid",
+    show_default=True,
+    help="dense: embeddings; lexical: BM25; hybrid: both fused.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def search(
+    ctx: click.Context,
+    query: str,
+    k: int | None,
+    max_distance: float | None,
+    indicator: str | None,
+    min_quality: float | None,
+    mode: str,
+    as_json: bool,
+) -> None:
+    """Find the pairs that answer QUERY (works while the daemon runs).
+
+    \b
+    Example:
+      inboxd --root ~/research search "how is the simple moving average computed" -k 3
+      inboxd --root ~/research search MVRV --mode hybrid --min-quality 80 --json
+    """
+    config = load(ctx)
+    parameters: dict[str, Any] = {
+        "k": k or config.search.default_k,
+        "max_distance": config.search.max_distance if max_distance is None else max_distance,
+        "indicator": indicator,
+        "min_quality": min_quality,
+        "mode": cast(Mode, mode),
+    }
+
+    def find() -> list[Any]:
+        # The running daemon has the model and index loaded: asking it is quicker.
+        served = ask_daemon(config.state_dir, query, parameters)
+        if served is not None:
+            return [Hit(**hit) for hit in served]
+        searcher = open_searcher(config, get_logger())
+        try:
+            return searcher.search(query, **parameters)
+        finally:
+            searcher.store.close()
+
+    hits = with_errors(find)
+    if as_json:
+        click.echo(json.dumps([hit.as_dict() for hit in hits], indent=2))
+        return
+    table = Table(title=f"{len(hits)} result(s) for {query!r}")
+    for column in ("id", "distance", "indicator", "quality", "question / answer"):
+        table.add_column(column)
+    for hit in hits:
+        distance = "" if hit.distance is None else f"{hit.distance:.3f}"
+        quality = "" if hit.quality is None else f"{hit.quality:.0f} {hit.tier}"
+        table.add_row(
+            str(hit.pair_id),
+            distance,
+            hit.indicator or "",
+            quality,
+            f"[bold]{hit.question}[/]\n{hit.answer[:300]}",
+        )
+    Console().print(table)
+
+
+@cli.command()
+@click.pass_context
+def refine(ctx: click.Context) -> None:
+    """Re-run corpus-wide de-duplication from stored vectors and resync the index.
+
+    Run it after changing [dedup] threshold; nothing is embedded again. The daemon does
+    the same by itself when ALL_SESSIONS_COMPLETE.txt arrives.
+
+    \b
+    Example:
+      INBOXD_DEDUP__THRESHOLD=0.9 inboxd --root ~/research refine
+    """
+    config = load(ctx)
+    service = Service(config)
+    try:
+        service.start(watch=False)
+        with_errors(lambda: run_corpus(service.worker_services(), time.time()))
+    except AlreadyRunningError as exc:
+        fail(f"{exc}. The running daemon refines on ALL_SESSIONS_COMPLETE.txt.", EXIT_RUNNING)
+    finally:
+        service.stop()
+    click.echo(json.dumps(status_report.gather(config)["refinement"], indent=2))
+
+
+# Commands that live in modules of their own, one module per concern.
+for command in (dispatch, report, doctor, backup, export, evaluate, ask):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="inboxd")

@@ -1,0 +1,160 @@
+"""The RAG hand-off commands: ``export``, ``eval`` and ``ask``, registered on the
+``inboxd`` group in ``daemon.cli.app``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from daemon.cli.support import load, with_errors
+from daemon.core.logs import get_logger
+from daemon.providers.generators import make_generator
+from daemon.rag.ask import ask as answer_question
+from daemon.rag.evaluation import evaluate as evaluate_retrieval
+from daemon.rag.export import ExportResult, export_services
+from daemon.runtime.wiring import open_searcher, reading
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def export(ctx: click.Context, as_json: bool) -> None:
+    """Export the refined knowledge base for a RAG system (works while the daemon runs).
+
+    Writes knowledge_base.jsonl, the hnswlib index with its label map and metadata,
+    manifest.json (counts, quality, sha256) and a README with a loading example into a
+    new folder, then points state/export at it atomically. The daemon does the same
+    after every corpus refinement run ([rag] auto_export).
+
+    \b
+    Example:
+      inboxd --root ~/research export
+      inboxd --root ~/research export --json | jq .pairs
+    """
+    config = load(ctx)
+
+    def run() -> ExportResult:
+        with reading(config, get_logger()) as services:
+            return export_services(services)
+
+    result = with_errors(run)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "path": str(result.path),
+                    "version": str(result.version),
+                    "pairs": result.pairs,
+                    "duration_ms": result.duration_ms,
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(f"exported {result.pairs} pairs to {result.path} -> {result.version.name}")
+
+
+@click.command(name="eval")
+@click.option(
+    "--queries",
+    "queries_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help='JSON Lines of {"query": ..., "indicator": ... and/or "pair_ids": [...]}.',
+)
+@click.option("--no-builtin", is_flag=True, help="Skip the queries generated from the catalog.")
+@click.option("--limit", type=click.IntRange(1), help="Evaluate at most this many queries.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@click.pass_context
+def evaluate(
+    ctx: click.Context,
+    queries_path: Path | None,
+    no_builtin: bool,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Compare retrieval of the refined index with the unrefined baseline.
+
+    Same queries on both sides, from stored vectors (only the queries are embedded):
+    hit@1, hit@5, MRR@10, nDCG@10 at indicator level, the 0.5 distance threshold, and
+    near-duplicates in the top 5. Writes state/reports/eval.json, eval.md and
+    eval_distances.png.
+
+    \b
+    Example:
+      inboxd --root ~/research eval
+      inboxd --root ~/research eval --queries my-queries.jsonl --no-builtin
+    """
+    config = load(ctx)
+
+    def run() -> tuple[dict[str, Any], dict[str, Path]]:
+        with reading(config, get_logger()) as services:
+            return evaluate_retrieval(
+                services, queries_path=queries_path, builtin=not no_builtin, limit=limit
+            )
+
+    report, paths = with_errors(run)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(report["summary"])
+    click.echo("reports: " + ", ".join(str(p) for p in paths.values()))
+
+
+@click.command()
+@click.argument("question")
+@click.option("-k", "k", type=click.IntRange(1, 50), help="Pairs to retrieve (default 4).")
+@click.option(
+    "--max-distance",
+    type=click.FloatRange(0, 2),
+    help="Answer only from pairs this close (default [search] max_distance, 0.5).",
+)
+@click.option(
+    "--generator",
+    type=click.Choice(["auto", "llama", "gemini", "none"]),
+    help="Who writes the answer (default [rag] generator).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def ask(
+    ctx: click.Context,
+    question: str,
+    k: int | None,
+    max_distance: float | None,
+    generator: str | None,
+    as_json: bool,
+) -> None:
+    """Answer QUESTION from the knowledge base, citing the pair ids it used.
+
+    Retrieves the closest pairs; with none within the distance threshold it says it
+    does not know, without calling a model. The answer is written by a local GGUF
+    model (llama-cpp-python; [rag] gguf_path), Gemini, or none (prints the context).
+
+    \b
+    Example:
+      inboxd --root ~/research ask "How is the RSI calculated?"
+      inboxd --root ~/research ask "What does MVRV above 3.5 mean?" --generator none
+    """
+    config = load(ctx)
+
+    def run() -> Any:
+        writer = make_generator(config, generator)
+        searcher = open_searcher(config, get_logger())
+        try:
+            return answer_question(
+                question,
+                searcher,
+                writer,
+                k=k or config.rag.ask_k,
+                max_distance=config.search.max_distance if max_distance is None else max_distance,
+                min_quality=config.rag.min_quality,
+                context_tokens=config.rag.context_size - config.rag.max_tokens,
+                log=get_logger(),
+            )
+        finally:
+            searcher.store.close()
+
+    answer = with_errors(run)
+    click.echo(json.dumps(answer.as_dict(), indent=2) if as_json else answer.render())

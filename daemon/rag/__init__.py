@@ -1,0 +1,2 @@
+"""The hand-off to a RAG system: the exported knowledge base, retrieval evaluation and
+``inboxd ask``."""

@@ -1,0 +1,2 @@
+"""Searching the knowledge base (dense, lexical, hybrid) in-process or through the
+running daemon's socket."""
