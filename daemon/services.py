@@ -15,6 +15,7 @@ from typing import Any
 from daemon.core.catalog import Catalog
 from daemon.core.config import Config
 from daemon.core.logs import Logger
+from daemon.core.progress import Progress
 from daemon.ingest.parsed_cache import ParsedCache
 from daemon.providers.embedders import Embedder
 from daemon.providers.scorers import Scorer
@@ -52,6 +53,9 @@ class Services:
     index: VectorIndex
     hooks: Hooks = field(default_factory=Hooks)
     parsed_cache: ParsedCache = field(default_factory=ParsedCache)
+    # Long work says how far it is here: the worker's is saved for `inboxd status`, and
+    # a command on a terminal draws it.
+    progress: Progress = field(default_factory=Progress)
 
     def rehome_clusters(
         self, db: Connection, superseded: list[int], now: float

@@ -420,6 +420,19 @@ def model() -> Any:
 
 
 @pytest.fixture
+def cli_isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For tests that call the CLI in-process: no INBOXD_* variable leaks in, and the
+    logging the CLI configures (pointed at CliRunner's streams) is undone after."""
+    import structlog
+
+    for name in list(os.environ):
+        if name.startswith("INBOXD_"):
+            monkeypatch.delenv(name)
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture
 def root(tmp_path: Path) -> Path:
     """An empty inboxd root: inbox/, outbox/ and state/."""
     base = tmp_path / "root"

@@ -4,13 +4,10 @@ the daemon accepts, ``status --json`` works on an empty root, bad config exits 2
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from click.testing import CliRunner, Result
 
 from daemon import __version__
@@ -19,15 +16,7 @@ from daemon.core.config import CONFIG_FILE_NAME, load_config
 from daemon.states import BatchState
 from daemon.store import Store
 
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No INBOXD_* variable leaks in; the logging the CLI configures is undone after."""
-    for name in list(os.environ):
-        if name.startswith("INBOXD_"):
-            monkeypatch.delenv(name)
-    yield
-    structlog.reset_defaults()  # the CLI pointed structlog at CliRunner's (closed) stdout
+pytestmark = pytest.mark.usefixtures("cli_isolated")
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:

@@ -228,28 +228,54 @@ def test_a_person_written_assignment_registers_its_session(
     assert row["indicators"] == ["sma", "ema", "wma", "macd", "adx"]
 
 
-def test_dispatch_refuses_to_overwrite_an_edited_file_unless_forced(tmp_path: Path) -> None:
-    """A file a person changed after dispatch wrote it is kept; --force replaces it;
-    running dispatch again on untouched files writes nothing."""
+def test_dispatch_keeps_an_edited_file_writes_the_rest_and_force_replaces_it(
+    tmp_path: Path,
+) -> None:
+    """A file a person changed after dispatch wrote it is kept and listed while every
+    other file is still written (exit 0); --force replaces it; running dispatch again on
+    untouched files writes nothing."""
     root = tmp_path / "root"
     runner = CliRunner()
     args = ["--root", str(root), "--log-level", "error", "dispatch", "--sessions", "2-3"]
     first = runner.invoke(cli, args)
     assert first.exit_code == 0, first.output
-    assert "4 file(s) written" in first.output
+    assert "4 file(s) written" in first.output and "sessions registered: 2-3" in first.output
     again = runner.invoke(cli, args)
     assert again.exit_code == 0 and "0 file(s) written, 4 unchanged" in again.output
 
     edited = root / "inbox" / "droid" / "session-02-assignment.md"
     edited.write_text(edited.read_text() + "\nAlso: add a worked BTC example.\n")
-    refused = runner.invoke(cli, args)
-    assert refused.exit_code == 1
-    assert "session-02-assignment.md" in refused.output and "--force" in refused.output
+    sibling = root / "inbox" / "droid" / "session-03-assignment.md"
+    sibling.unlink()
+    kept = runner.invoke(cli, args)
+    assert kept.exit_code == 0, kept.output
+    assert "1 file(s) written, 2 unchanged" in kept.output
+    assert "kept 1 file(s) a person wrote or edited" in kept.output
+    assert "inbox/droid/session-02-assignment.md" in kept.output and "--force" in kept.output
     assert edited.read_text().endswith("worked BTC example.\n")
+    assert sibling.exists()
 
     forced = runner.invoke(cli, [*args, "--force"])
     assert forced.exit_code == 0, forced.output
+    assert "kept" not in forced.output
     assert "worked BTC example" not in edited.read_text()
+
+
+def test_dispatch_writes_every_other_assignment_beside_a_persons_file(tmp_path: Path) -> None:
+    """An inbox already holding one assignment a person wrote gets the other 42 sessions'
+    assignments and the plan files; the person's file is untouched and listed."""
+    root = tmp_path / "root"
+    mine = root / "inbox" / "droid" / "session-02-assignment.md"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("# Session 2: my own words\n\n## Indicators\n- sma\n")
+    result = CliRunner().invoke(cli, ["dispatch", "--root", str(root), "--log-level", "error"])
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in mine.parent.glob("session-*-assignment.md"))
+    assert len(written) == 43  # sessions 2-44
+    assert mine.read_text().startswith("# Session 2: my own words")
+    assert "44 file(s) written" in result.output  # 42 sessions + plan + index
+    assert "sessions registered: 3-44" in result.output
+    assert "inbox/droid/session-02-assignment.md" in result.output
 
 
 def test_sessions_option_rejects_unknown_sessions(tmp_path: Path) -> None:

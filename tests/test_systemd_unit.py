@@ -134,7 +134,7 @@ def test_unit_sets_directive(section: str, key: str, value: str | None) -> None:
 def test_exec_start_runs_the_daemon_with_json_logs() -> None:
     """ExecStart runs `inboxd run` on /var/lib/inboxd with JSON logs for journald."""
     assert _values("Service", "ExecStart") == [
-        "/opt/inboxd/venv/bin/inboxd --root /var/lib/inboxd --log-format json run"
+        "/opt/inboxd/venv/bin/inboxd run --root /var/lib/inboxd --log-format json"
     ]
 
 

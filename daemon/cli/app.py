@@ -4,8 +4,8 @@ errors to exit codes and operator messages."""
 from __future__ import annotations
 
 import json
+import sys
 import time
-from pathlib import Path
 from typing import Any, cast
 
 import click
@@ -13,27 +13,30 @@ from rich.console import Console
 from rich.table import Table
 
 from daemon import __version__
+from daemon.cli.mcp import mcp
 from daemon.cli.ops import backup, doctor
 from daemon.cli.plan import dispatch, report
+from daemon.cli.progress import TerminalProgress, describe_run
 from daemon.cli.rag import ask, evaluate, export
 from daemon.cli.support import (
     EXIT_CONFIG,
     EXIT_ERROR,
     EXIT_RUNNING,
-    Options,
     fail,
+    global_options,
     load,
+    options,
     with_errors,
 )
 from daemon.core import atomic
 from daemon.core.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML
 from daemon.core.errors import AlreadyRunningError, InboxdError
 from daemon.core.logs import get_logger
+from daemon.core.progress import Update
 from daemon.ops import status as status_report
+from daemon.runtime.search_client import LiveSearcher
 from daemon.runtime.service import Service, exit_now, reexec
-from daemon.runtime.wiring import open_searcher
-from daemon.search.searcher import Hit, Mode
-from daemon.search.server import ask_daemon
+from daemon.search.searcher import Mode
 from daemon.stages.corpus_run import run_corpus
 from daemon.store import Store
 
@@ -42,42 +45,22 @@ __all__ = ["EXIT_CONFIG", "EXIT_ERROR", "EXIT_RUNNING", "cli", "main"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="inboxd")
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The folder holding inbox/, outbox/ and state/ (default: $INBOXD_ROOT or .).",
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help=f"TOML config file (default: <root>/{CONFIG_FILE_NAME} if present).",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(["json", "console"]),
-    help="json: one object a line (journald); console: for people.",
-)
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
-@click.pass_context
-def cli(
-    ctx: click.Context,
-    root: Path | None,
-    config_path: Path | None,
-    log_format: str | None,
-    log_level: str | None,
-) -> None:
+@global_options
+def cli() -> None:
     """inboxd: turn what research agents drop into folders into a refined Q&A base.
+
+    The options below work before or after the command's name.
 
     \b
     Example:
-      inboxd --root ~/research init
-      inboxd --root ~/research run --log-format console
+      inboxd init --root ~/research
+      inboxd run --root ~/research
+      inboxd status --root ~/research
     """
-    ctx.obj = Options(root, config_path, {"log_format": log_format, "log_level": log_level})
 
 
 @cli.command()
+@global_options
 @click.pass_context
 def init(ctx: click.Context) -> None:
     """Create inbox/, outbox/, state/, a commented config file, and the local model's
@@ -85,7 +68,7 @@ def init(ctx: click.Context) -> None:
 
     \b
     Example:
-      inboxd --root ~/research init
+      inboxd init --root ~/research
     """
     config = load(ctx)
     for folder in (config.inbox_dir, config.outbox_dir, config.state_dir):
@@ -106,31 +89,54 @@ def init(ctx: click.Context) -> None:
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Process what is there now, then exit.")
+@global_options
 @click.pass_context
 def run(ctx: click.Context, once: bool) -> None:
     """Watch inbox/ and outbox/ and process every file until SIGTERM or SIGINT.
 
+    Logs go to stdout (JSON for journald; console on a terminal). With --once on a
+    terminal: progress bars, then one line saying what was done.
+
     \b
     Example:
-      inboxd --root ~/research run
-      inboxd --root ~/research run --once     # for cron or a one-off import
+      inboxd run --root ~/research
+      inboxd run --once --root ~/research     # for cron or a one-off import
     """
-    config = load(ctx, logs_to_stdout=True)
-    options: Options = ctx.obj
-    service = Service(config, reload_config=options.load_config)
-    service.install_signal_handlers()
-    try:
-        service.start(watch=not once)
-        if once:
-            service.run_once()
-        else:
-            service.run()
-    except AlreadyRunningError as exc:
-        fail(str(exc), EXIT_RUNNING)
-    except InboxdError as exc:
-        fail(str(exc), EXIT_ERROR)
-    finally:
-        service.stop()
+    config = load(ctx, on_stdout=True, one_shot=once)
+    started = time.time()
+    with TerminalProgress(enabled=once and sys.stderr.isatty()) as bar:
+
+        def follow(update: Update) -> None:
+            if service.worker is not None:
+                totals = service.worker.totals
+                bar.show("files", "files", totals.batches_done, totals.batches)
+                bar.show("pairs", "pairs embedded", totals.pairs_embedded, totals.pairs)
+            # The run's batches are counted above; the task row counts its own units.
+            own = update.total if update.unit != "batches" else None
+            bar.show("task", update.task, update.done if own else 0, own)
+
+        service = Service(
+            config,
+            reload_config=options(ctx).load_config,
+            progress_listeners=[follow] if bar.enabled else [],
+        )
+        service.install_signal_handlers()
+        summary = None
+        try:
+            service.start(watch=not once)
+            if once:
+                service.run_once()
+                summary = describe_run(service.run_counts(started))
+            else:
+                service.run()
+        except AlreadyRunningError as exc:
+            fail(str(exc), EXIT_RUNNING)
+        except InboxdError as exc:
+            fail(str(exc), EXIT_ERROR)
+        finally:
+            service.stop()
+    if summary is not None and sys.stdout.isatty():
+        click.echo(summary)  # off a terminal, stdout carries the JSON log lines only
     if service.reexec_requested:
         reexec()
     if service.worker_abandoned:
@@ -138,33 +144,41 @@ def run(ctx: click.Context, once: bool) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--sessions", "all_sessions", is_flag=True, help="A row for every session.")
+@click.option("--json", "as_json", is_flag=True, help="Everything, machine-readable.")
+@global_options
 @click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
-    """Show batches by state, pairs, rejected files, the agent's progress and signals.
+def status(ctx: click.Context, all_sessions: bool, as_json: bool) -> None:
+    """Show the headline (pairs, coverage, quality, tier, what needs you), then sessions.
+
+    Sessions are folded (done 1, 3-5; missing 2, 6-44) with a row for each partial
+    one; --sessions shows a row for every session. Safe while the daemon runs: it
+    also shows what the daemon is working on.
 
     \b
     Example:
-      inboxd --root ~/research status
-      inboxd --root ~/research status --json | jq .pairs
+      inboxd status --root ~/research
+      inboxd status --root ~/research --sessions
+      inboxd status --root ~/research --json | jq .headline
     """
     report = with_errors(lambda: status_report.gather(load(ctx)))
     if as_json:
         click.echo(status_report.to_json(report))
     else:
-        status_report.render(report, Console())
+        status_report.render(report, Console(), all_sessions=all_sessions)
 
 
 @cli.command()
 @click.argument("batch_ids", nargs=-1, type=int)
+@global_options
 @click.pass_context
 def retry(ctx: click.Context, batch_ids: tuple[int, ...]) -> None:
     """Re-queue failed batches now (all of them, or the ids given).
 
     \b
     Example:
-      inboxd --root ~/research retry          # every failed batch
-      inboxd --root ~/research retry 12 14
+      inboxd retry --root ~/research          # every failed batch
+      inboxd retry 12 14 --root ~/research
     """
     config = load(ctx)
 
@@ -197,6 +211,7 @@ def retry(ctx: click.Context, batch_ids: tuple[int, ...]) -> None:
     help="dense: embeddings; lexical: BM25; hybrid: both fused.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@global_options
 @click.pass_context
 def search(
     ctx: click.Context,
@@ -212,28 +227,25 @@ def search(
 
     \b
     Example:
-      inboxd --root ~/research search "how is the simple moving average computed" -k 3
-      inboxd --root ~/research search MVRV --mode hybrid --min-quality 80 --json
+      inboxd search "how is the simple moving average computed" -k 3 --root ~/research
+      inboxd search MVRV --mode hybrid --min-quality 80 --json --root ~/research
     """
     config = load(ctx)
-    parameters: dict[str, Any] = {
-        "k": k or config.search.default_k,
-        "max_distance": config.search.max_distance if max_distance is None else max_distance,
-        "indicator": indicator,
-        "min_quality": min_quality,
-        "mode": cast(Mode, mode),
-    }
 
     def find() -> list[Any]:
         # The running daemon has the model and index loaded: asking it is quicker.
-        served = ask_daemon(config.state_dir, query, parameters)
-        if served is not None:
-            return [Hit(**hit) for hit in served]
-        searcher = open_searcher(config, get_logger())
+        searcher = LiveSearcher(config, get_logger())
         try:
-            return searcher.search(query, **parameters)
+            return searcher.search(
+                query,
+                k=k or config.search.default_k,
+                max_distance=config.search.max_distance if max_distance is None else max_distance,
+                indicator=indicator,
+                min_quality=min_quality,
+                mode=cast(Mode, mode),
+            )
         finally:
-            searcher.store.close()
+            searcher.close()
 
     hits = with_errors(find)
     if as_json:
@@ -256,6 +268,7 @@ def search(
 
 
 @cli.command()
+@global_options
 @click.pass_context
 def refine(ctx: click.Context) -> None:
     """Re-run corpus-wide de-duplication from stored vectors and resync the index.
@@ -265,22 +278,23 @@ def refine(ctx: click.Context) -> None:
 
     \b
     Example:
-      INBOXD_DEDUP__THRESHOLD=0.9 inboxd --root ~/research refine
+      INBOXD_DEDUP__THRESHOLD=0.9 inboxd refine --root ~/research
     """
     config = load(ctx)
-    service = Service(config)
-    try:
-        service.start(watch=False)
-        with_errors(lambda: run_corpus(service.worker_services(), time.time()))
-    except AlreadyRunningError as exc:
-        fail(f"{exc}. The running daemon refines on ALL_SESSIONS_COMPLETE.txt.", EXIT_RUNNING)
-    finally:
-        service.stop()
+    with TerminalProgress() as bar:
+        service = Service(config, progress_listeners=bar.listeners)
+        try:
+            service.start(watch=False)
+            with_errors(lambda: run_corpus(service.worker_services(), time.time()))
+        except AlreadyRunningError as exc:
+            fail(f"{exc}. The running daemon refines on ALL_SESSIONS_COMPLETE.txt.", EXIT_RUNNING)
+        finally:
+            service.stop()
     click.echo(json.dumps(status_report.gather(config)["refinement"], indent=2))
 
 
 # Commands that live in modules of their own, one module per concern.
-for command in (dispatch, report, doctor, backup, export, evaluate, ask):
+for command in (dispatch, report, doctor, backup, export, evaluate, ask, mcp):
     cli.add_command(command)
 
 

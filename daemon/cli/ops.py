@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from daemon.cli.support import EXIT_ERROR, Options, load, with_errors
+from daemon.cli.support import EXIT_ERROR, global_options, load, options, with_errors
 from daemon.core.logs import configure_logging
 
 
@@ -17,6 +17,7 @@ from daemon.core.logs import configure_logging
 @click.option(
     "--skip-model", is_flag=True, help="Do not load the embedding model (saves a few seconds)."
 )
+@global_options
 @click.pass_context
 def doctor(ctx: click.Context, as_json: bool, skip_model: bool) -> None:
     """Check the root: folders, permissions, DB integrity, index, providers, model.
@@ -27,23 +28,17 @@ def doctor(ctx: click.Context, as_json: bool, skip_model: bool) -> None:
 
     \b
     Example:
-      inboxd --root ~/research doctor
-      sudo -u inboxd /opt/inboxd/venv/bin/inboxd --root /var/lib/inboxd doctor
-      inboxd --root ~/research doctor --skip-model --json | jq .ok
+      inboxd doctor --root ~/research
+      sudo -u inboxd /opt/inboxd/venv/bin/inboxd doctor --root /var/lib/inboxd
+      inboxd doctor --skip-model --json --root ~/research | jq .ok
     """
     from daemon.ops import doctor as checks
 
-    options: Options = ctx.obj
+    given = options(ctx)
     # The config is one of the checks, so logging cannot wait for it: warnings only,
     # on stderr, unless --log-level/--log-format say otherwise.
-    configure_logging(
-        options.overrides.get("log_format") or "console",
-        options.overrides.get("log_level") or "warning",
-        sys.stderr,
-    )
-    found = checks.run_checks(
-        options.root, options.config_path, options.overrides, model=not skip_model
-    )
+    configure_logging(given.log_format or "console", given.log_level or "warning", sys.stderr)
+    found = checks.run_checks(given.root, given.config_path, given.overrides, model=not skip_model)
     click.echo(checks.to_json(found) if as_json else checks.render(found))
     if any(check.failed for check in found):
         sys.exit(EXIT_ERROR)
@@ -52,6 +47,7 @@ def doctor(ctx: click.Context, as_json: bool, skip_model: bool) -> None:
 @click.command()
 @click.argument("dest", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Replace DEST if it exists.")
+@global_options
 @click.pass_context
 def backup(ctx: click.Context, dest: Path, force: bool) -> None:
     """Copy the DB to DEST (a file, or a folder for a timestamped file) while it runs.
@@ -61,8 +57,8 @@ def backup(ctx: click.Context, dest: Path, force: bool) -> None:
 
     \b
     Example:
-      inboxd --root ~/research backup ~/backups/              # ~/backups/inboxd-<UTC time>.db
-      inboxd --root /var/lib/inboxd backup /var/backups/inboxd/inboxd-$(date +%F).db
+      inboxd backup ~/backups/ --root ~/research              # ~/backups/inboxd-<UTC time>.db
+      inboxd backup /var/backups/inboxd/inboxd-$(date +%F).db --root /var/lib/inboxd
     """
     from daemon.ops.backup import afterwards, backup_database
 

@@ -10,7 +10,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from daemon.cli.support import load, with_errors
+from daemon.cli.support import global_options, load, with_errors
+from daemon.core import ranges
 from daemon.core.errors import InboxdError
 from daemon.store import Store
 
@@ -24,6 +25,7 @@ from daemon.store import Store
 )
 @click.option("--gaps", is_flag=True, help="Write gap-fill assignments for what is missing.")
 @click.option("--force", is_flag=True, help="Replace files a person edited.")
+@global_options
 @click.pass_context
 def dispatch(
     ctx: click.Context, agent: str | None, session_spec: str | None, gaps: bool, force: bool
@@ -32,13 +34,14 @@ def dispatch(
 
     Writes session-NN-assignment.md for each session, MASTER_EXECUTION_PLAN.md and
     SESSION_INDEX.md; with --gaps, follow-up assignments for exactly what the gap
-    analysis finds missing, numbered after the last session. A file that changed since
-    inboxd wrote it is not overwritten without --force.
+    analysis finds missing, numbered after the last session. A file a person wrote or
+    edited is kept and listed (exit 0) while every other file is written; --force
+    replaces it too.
 
     \b
     Example:
-      inboxd --root ~/research dispatch --agent droid --sessions 2-44
-      inboxd --root ~/research dispatch --gaps
+      inboxd dispatch --agent droid --sessions 2-44 --root ~/research
+      inboxd dispatch --gaps --root ~/research
     """
     from daemon.core.catalog import load_catalog
     from daemon.plan import dispatch as work
@@ -65,13 +68,20 @@ def dispatch(
     click.echo(
         f"{len(result.written)} file(s) written, {len(result.unchanged)} unchanged in"
         f" inbox/{who}/; sessions registered: "
-        + (", ".join(map(str, result.sessions)) or "none (nothing missing)")
+        + (ranges.fold(result.sessions) or "none (nothing missing)")
     )
+    if result.kept:
+        click.echo(
+            f"kept {len(result.kept)} file(s) a person wrote or edited (dispatch --force"
+            " replaces them):\n" + "".join(f"  {path}\n" for path in result.kept),
+            nl=False,
+        )
 
 
 @click.command()
 @click.argument("which", type=click.Choice(["success", "gaps"]), default="success")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@global_options
 @click.pass_context
 def report(ctx: click.Context, which: str, as_json: bool) -> None:
     """Write and show the success criteria (default) or the gap analysis.
@@ -81,8 +91,8 @@ def report(ctx: click.Context, which: str, as_json: bool) -> None:
 
     \b
     Example:
-      inboxd --root ~/research report             # success.md: which tier is reached
-      inboxd --root ~/research report gaps --json
+      inboxd report --root ~/research             # success.md: which tier is reached
+      inboxd report gaps --json --root ~/research
     """
     from daemon.plan import reports
 

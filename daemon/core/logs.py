@@ -54,6 +54,8 @@ class Event(StrEnum):
     SEARCH_SERVING = "search.serving"
     SEARCH_SERVED = "search.served"
     SEARCH_NOT_SERVED = "search.not_served"
+    MCP_STARTED = "mcp.started"
+    MCP_CALLED = "mcp.called"
     GAPS_DISPATCHED = "gaps.dispatched"
     INDEX_SAVED = "index.saved"
     INDEX_REBUILT = "index.rebuilt"
@@ -71,6 +73,7 @@ class Event(StrEnum):
     JOB_RECOVERED = "job.recovered"
     BUDGET_REACHED = "budget.reached"
     GEMINI_RETRY = "gemini.retry"
+    OPENAI_RETRY = "openai.retry"
     JUDGE_MALFORMED = "judge.malformed"
     ENHANCE_DONE = "enhance.done"
     TEMP_REMOVED = "state.temp_removed"
@@ -203,6 +206,37 @@ class RotatingFileSink:
 
     def close(self) -> None:
         self._handler.close()
+
+
+class CurrentStream:
+    """``sys.stdout`` or ``sys.stderr`` as they are at each write, not at start-up.
+
+    A progress bar on a terminal (rich) swaps ``sys.stderr``/``sys.stdout`` for proxies
+    that print above the bar; a logger holding the original file would draw through it.
+    """
+
+    def __init__(self, name: str) -> None:
+        if name not in ("stdout", "stderr"):
+            raise ValueError(f"not a standard stream: {name}")
+        self.name = name
+
+    def _target(self) -> TextIO:
+        target: TextIO = getattr(sys, self.name)
+        return target
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        return self._target().isatty()
+
+
+def current_stream(name: str) -> Any:
+    """A stream that follows ``sys.<name>`` (``stdout`` or ``sys.stderr``) as it changes."""
+    return CurrentStream(name)
 
 
 _file_sink: RotatingFileSink | None = None

@@ -4,7 +4,6 @@ instead and translates every SDK and transport error into ours at this one bound
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
 import os
@@ -18,6 +17,7 @@ from daemon.core import heartbeat
 from daemon.core.config import GeminiConfig
 from daemon.core.errors import ConfigError, PermanentError, TransientError
 from daemon.core.logs import Event, get_logger
+from daemon.core.retry import retry_after_header
 
 T = TypeVar("T")
 
@@ -62,17 +62,9 @@ def retry_after(exc: BaseException) -> float | None:
     """Seconds the server asked us to wait: ``Retry-After`` (seconds or a date), else
     google.rpc.RetryInfo's ``retryDelay``; None when it said nothing."""
     response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    value = headers.get("retry-after") if headers is not None else None
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                parsed = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                return None
-            return max(0.0, parsed.timestamp() - time.time())
+    header = retry_after_header(getattr(response, "headers", None))
+    if header is not None:
+        return header
     details = getattr(exc, "details", None)
     error = details.get("error") if isinstance(details, dict) else None
     for item in (error or {}).get("details") or []:

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from daemon.core import ranges
 from daemon.core.config import Config
 from daemon.states import BatchState
 from daemon.store import Store
@@ -62,6 +63,7 @@ def gather(config: Config) -> dict[str, Any]:
             "refinement": _refinement(config, store),
             "root": str(config.root),
             "initialised": True,
+            **_daemon(config, store),
             "batches": {state.value: by_state.get(state.value, 0) for state in BatchState},
             "pairs": db.execute("SELECT count(*) FROM pairs").fetchone()[0],
             "invalid_items": invalid,
@@ -102,6 +104,16 @@ def _plan(config: Config, store: Store) -> dict[str, Any]:
     }
 
 
+def _daemon(config: Config, store: Store) -> dict[str, Any]:
+    """Whether a daemon holds the root, and what its worker is doing (a task row left by
+    a process that is gone is not shown)."""
+    from daemon.ops.doctor.data import daemon_pid
+
+    pid = daemon_pid(config.lock_path)
+    tasks = [t for t in store.task_progress() if pid is not None and t["pid"] == pid]
+    return {"daemon": {"running": pid is not None, "pid": pid}, "worker": tasks}
+
+
 def _refinement(config: Config, store: Store) -> dict[str, Any]:
     from daemon.providers.scorers import make_scorer
     from daemon.refine.index import META_FILE
@@ -121,31 +133,152 @@ def _refinement(config: Config, store: Store) -> dict[str, Any]:
     }
 
 
-def render(report: dict[str, Any], console: Console) -> None:
-    """Print the status report for a person."""
+def render(report: dict[str, Any], console: Console, *, all_sessions: bool = False) -> None:
+    """Print the status report for a person: the headline and what needs attention
+    first, then the sessions (folded unless ``all_sessions``), then the details."""
     if not report.get("initialised"):
         console.print(f"[yellow]{report['root']}: no database yet; run `inboxd run`.[/]")
         return
-    _render_plan(report, console)
-    console.print(
-        f"[bold]inboxd[/] {report['root']}: [bold]{report['pairs']}[/] pairs imported, "
-        f"{report['invalid_items']} invalid item(s) reported"
-    )
-    refined = report["refinement"]
+    _render_headline(report, console)
+    _render_sessions(report, console, all_sessions=all_sessions)
+    _render_details(report, console)
+
+
+_TIER_ORDER = ("premium", "good", "fair", "poor")
+
+
+def problems(report: dict[str, Any]) -> list[str]:
+    """What needs a person, each with what to do; empty when nothing does."""
+    found = []
+    rejected = report["batches"].get(BatchState.REJECTED.value, 0)
+    if rejected:
+        found.append(
+            f"{rejected} file version(s) rejected: the agent's feedback is in"
+            " inbox/<agent>/feedback/ (list below)"
+        )
+    if report["refused"]:
+        found.append(
+            f"{len(report['refused'])} file(s) refused (not read): the agent's feedback is in"
+            " inbox/<agent>/feedback/ (list below)"
+        )
+    parked = [row for row in report["failed"] if row["parked"]]
+    if parked:
+        found.append(
+            f"{len(parked)} batch(es) parked after repeated failures: fix the cause"
+            " (error below), then `inboxd retry`"
+        )
+    if report["unresolved_indicators"]:
+        found.append(
+            f"{len(report['unresolved_indicators'])} indicator name(s) the catalog does not"
+            " know: `inboxd report gaps`"
+        )
+    found += report["warnings"]
+    return found
+
+
+def _worker_line(report: dict[str, Any]) -> str:
+    daemon = report["daemon"]
+    if not daemon["running"]:
+        return "not running (`inboxd run`)"
+    line = f"running (pid {daemon['pid']})"
+    if not report["worker"]:
+        return line + ", idle"
+    doing = []
+    for task in report["worker"]:
+        total = "?" if task["total"] is None else f"{task['total']:,}"
+        text = f"{task['task']}: {task['done']:,}/{total} {task['unit']}".rstrip()
+        if task["detail"]:
+            text += f" ({task['detail']})"
+        doing.append(text)
+    return line + ", " + "; ".join(doing)
+
+
+def _render_headline(report: dict[str, Any], console: Console) -> None:
+    head, refined = report["headline"], report["refinement"]
     quality = refined["quality"]
-    tiers = ", ".join(f"{t} {n}" for t, n in sorted(quality["tiers"].items()))
-    console.print(
-        f"Refinement: {refined['embeddings']} texts embedded, {refined['duplicates']}"
-        f" duplicates, {refined['active_pairs']} active pairs, index "
-        f"{refined['index_size']}; quality average {quality['average']} ({tiers})"
+    tiers = ", ".join(
+        f"{tier} {quality['tiers'][tier]:,}" for tier in _TIER_ORDER if tier in quality["tiers"]
     )
-    batches = Table(title="Batches by state")
-    batches.add_column("state")
-    batches.add_column("batches", justify="right")
-    for state, count in report["batches"].items():
-        if count:
-            batches.add_row(state, str(count))
-    console.print(batches)
+    average = head["average_quality"]
+    sessions = head["sessions"]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("pairs", f"{head['pairs']:,} ({refined['duplicates']:,} duplicates folded)")
+    grid.add_row("active", f"{head['active_pairs']:,}")
+    grid.add_row("coverage", f"{head['indicators_covered']}/{head['indicators_total']} indicators")
+    grid.add_row(
+        "quality",
+        ("-" if average is None else f"average {average}") + (f" ({tiers})" if tiers else ""),
+    )
+    grid.add_row("tier", f"{head['tier_reached'] or 'none yet'} (`inboxd report` says why)")
+    grid.add_row(
+        "sessions",
+        f"[green]{sessions['done']} done[/], [yellow]{sessions['partial']} partial[/],"
+        f" [red]{sessions['missing']} missing[/]",
+    )
+    grid.add_row("daemon", _worker_line(report))
+    found = problems(report)
+    grid.add_row(
+        "needs you",
+        "\n".join(f"[yellow]{line}[/]" for line in found) if found else "[green]nothing[/]",
+    )
+    console.print(f"[bold]inboxd[/] {report['root']}")
+    console.print(grid)
+
+
+_STATUS_STYLE = {"done": "green", "partial": "yellow", "missing": "red"}
+
+
+def _render_sessions(report: dict[str, Any], console: Console, *, all_sessions: bool) -> None:
+    sessions = report["sessions"]
+    shown = sessions if all_sessions else [s for s in sessions if s["status"] == "partial"]
+    console.print()
+    if not all_sessions:
+        for state in ("done", "missing"):
+            numbers = [s["number"] for s in sessions if s["status"] == state]
+            if numbers:
+                style = _STATUS_STYLE[state]
+                console.print(f"[{style}]{state}:[/] sessions {ranges.fold(numbers)}")
+    if shown:
+        table = Table(title=None if all_sessions else "Partial sessions")
+        for column, justify in (
+            ("session", "right"),
+            ("theme", "left"),
+            ("assigned", "left"),
+            ("files", "right"),
+            ("pairs", "right"),
+            ("active", "right"),
+            ("quality", "right"),
+            ("status", "left"),
+        ):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for s in shown:
+            style = _STATUS_STYLE[s["status"]]
+            table.add_row(
+                f"{s['number']:02d}",
+                s["title"],
+                s["assigned"] or "-",
+                f"{s['files_delivered']}/{s['files_expected']}",
+                str(s["pairs"]),
+                str(s["active"]),
+                "" if s["quality"] is None else f"{s['quality']:.0f}",
+                f"[{style}]{s['status']}[/]",
+            )
+        console.print(table)
+    if not all_sessions:
+        console.print("[dim]a row for every session: inboxd status --sessions[/]")
+
+
+def _render_details(report: dict[str, Any], console: Console) -> None:
+    console.print()
+    batches = ", ".join(f"{n} {state}" for state, n in report["batches"].items() if n)
+    console.print(f"Batches: {batches or 'none yet'}")
+    refined = report["refinement"]
+    console.print(
+        f"Refinement: {refined['embeddings']:,} texts embedded, index {refined['index_size']},"
+        f" {report['invalid_items']} invalid item(s) reported"
+    )
     for row in report["progress"]:
         total = row["sessions_total"] or "?"
         console.print(
@@ -191,50 +324,6 @@ def render(report: dict[str, Any], console: Console) -> None:
                 row["last_error"] or "",
             )
         console.print(table)
-
-
-_STATUS_STYLE = {"done": "green", "partial": "yellow", "missing": "red"}
-
-
-def _render_plan(report: dict[str, Any], console: Console) -> None:
-    head = report["headline"]
-    table = Table(title="Sessions")
-    for column, justify in (
-        ("session", "right"),
-        ("theme", "left"),
-        ("assigned", "left"),
-        ("files", "right"),
-        ("pairs", "right"),
-        ("active", "right"),
-        ("quality", "right"),
-        ("status", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for s in report["sessions"]:
-        style = _STATUS_STYLE[s["status"]]
-        table.add_row(
-            f"{s['number']:02d}",
-            s["title"],
-            s["assigned"] or "-",
-            f"{s['files_delivered']}/{s['files_expected']}",
-            str(s["pairs"]),
-            str(s["active"]),
-            "" if s["quality"] is None else f"{s['quality']:.0f}",
-            f"[{style}]{s['status']}[/]",
-        )
-    console.print(table)
-    counts = head["sessions"]
-    quality = head["average_quality"]
-    console.print(
-        f"Sessions: [green]{counts['done']} done[/], [yellow]{counts['partial']} partial[/],"
-        f" [red]{counts['missing']} missing[/]; indicators covered"
-        f" {head['indicators_covered']}/{head['indicators_total']}; pairs {head['pairs']}"
-        f" ({head['active_pairs']} active); average quality"
-        f" {'-' if quality is None else quality}; success tier:"
-        f" [bold]{head['tier_reached'] or 'none yet'}[/] (inboxd report)"
-    )
-    for warning in report["warnings"]:
-        console.print(f"[yellow]warning:[/] {warning}")
     if report.get("gemini"):
         from rich.markdown import Markdown
 

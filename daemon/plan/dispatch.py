@@ -1,6 +1,7 @@
 """Writing work into ``inbox/<agent>/`` and registering it: the plan's sessions, the
-master plan and session index, and gap-fill follow-ups. A file a person edited is
-never overwritten unless asked (``force``)."""
+master plan and session index, and gap-fill follow-ups. A file a person wrote or edited
+is never overwritten unless asked (``force``): it is kept and listed, and every other
+file is written."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.core import atomic
+from daemon.core import atomic, ranges
 from daemon.core.catalog import Catalog
 from daemon.core.config import Config
 from daemon.core.errors import InboxdError
@@ -21,14 +22,14 @@ from daemon.store import Store
 from daemon.store import sessions as plan_db
 
 
-class EditedFileError(InboxdError):
-    """dispatch would overwrite files a person changed."""
-
-
 @dataclass
 class DispatchResult:
+    """What dispatch did, by relative path: ``kept`` are files a person wrote or edited,
+    left as they are (``force`` replaces them)."""
+
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
     sessions: list[int] = field(default_factory=list)
 
 
@@ -40,21 +41,17 @@ def parse_sessions(spec: str | None, catalog: Catalog) -> list[int]:
     """``2-44``, ``2,5,9-12`` -> session numbers; None means every session still to deliver."""
     if not spec:
         return [s.number for s in catalog.sessions if not s.delivered]
-    numbers: list[int] = []
-    for part in spec.split(","):
-        low, _, high = part.strip().partition("-")
-        try:
-            first, last = int(low), int(high or low)
-        except ValueError:
-            raise InboxdError(f"--sessions: {part.strip()!r} is not a number or a range") from None
-        numbers += range(first, last + 1)
+    try:
+        numbers = ranges.parse(spec)
+    except InboxdError as exc:
+        raise InboxdError(f"--sessions: {exc}") from None
     unknown = sorted(set(numbers) - {s.number for s in catalog.sessions})
     if unknown:
         raise InboxdError(
             f"--sessions: session(s) {', '.join(map(str, unknown))} are not in the catalog"
             f" ({catalog.source})"
         )
-    return sorted(set(numbers))
+    return numbers
 
 
 def dispatch_plan(
@@ -114,22 +111,14 @@ def _write_all(
     now: float,
 ) -> DispatchResult:
     folder = config.inbox_dir / agent
-    relpaths = {name: f"inbox/{agent}/{name}" for name in files}
-    edited = [
-        relpaths[name]
-        for name in files
-        if not force and _edited(store, folder / name, relpaths[name])
-    ]
-    if edited:
-        raise EditedFileError(
-            f"not overwriting {len(edited)} file(s) that changed since inboxd wrote them (or"
-            f" that inboxd never wrote): {', '.join(edited[:5])}"
-            + (" ..." if len(edited) > 5 else "")
-            + "; keep them, or run dispatch again with --force to replace them"
-        )
     result = DispatchResult()
     for name, text in files.items():
-        path, relpath, sha = folder / name, relpaths[name], _sha(text)
+        path, relpath, sha = folder / name, f"inbox/{agent}/{name}", _sha(text)
+        if not force and _edited(store, path, relpath):
+            # A person's words win: every other file is still written, this one is
+            # listed so they can compare it, or replace it with --force.
+            result.kept.append(relpath)
+            continue
         if path.exists() and _sha(path.read_text(encoding="utf-8", errors="replace")) == sha:
             result.unchanged.append(relpath)
         else:

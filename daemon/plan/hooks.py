@@ -47,11 +47,14 @@ def after_corpus_run(ctx: Services, now: float) -> None:
     if not ctx.config.coverage.auto_dispatch_gaps:
         return
     agent = ctx.config.coverage.agent
-    try:
-        done = dispatch.dispatch_gaps(
-            ctx.store, ctx.config, catalog, agent, found, force=False, now=now
-        )
-    except dispatch.EditedFileError as exc:
-        ctx.log.warning(Event.GAPS_DISPATCHED, agent=agent, error=str(exc))
-        return
-    ctx.log.info(Event.GAPS_DISPATCHED, agent=agent, sessions=done.sessions, files=done.written)
+    done = dispatch.dispatch_gaps(
+        ctx.store, ctx.config, catalog, agent, found, force=False, now=now
+    )
+    # Files a person edited are kept, not replaced: a warning says which.
+    (ctx.log.warning if done.kept else ctx.log.info)(
+        Event.GAPS_DISPATCHED,
+        agent=agent,
+        sessions=done.sessions,
+        files=done.written,
+        kept_edited=done.kept or None,
+    )

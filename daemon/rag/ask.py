@@ -16,10 +16,11 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from daemon.core.config import Config
 from daemon.providers.generators import Generator
-from daemon.search.searcher import Hit, Searcher
+from daemon.search.searcher import Hit, Mode
 
 ANSWERED = "ask.answered"
 SYSTEM_PROMPT = (
@@ -31,6 +32,22 @@ SYSTEM_PROMPT = (
 _CHARS_PER_TOKEN = 3
 _PROMPT_OVERHEAD_TOKENS = 160
 _ID = re.compile(r"\d+")
+
+
+class PairSearch(Protocol):
+    """What ``ask`` needs of a searcher: ``daemon.search.searcher.Searcher`` in this process, or
+    ``daemon.runtime.search_client.LiveSearcher`` (the running daemon first)."""
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = ...,
+        max_distance: float = ...,
+        indicator: str | None = ...,
+        min_quality: float | None = ...,
+        mode: Mode = ...,
+    ) -> list[Hit]: ...
 
 
 @dataclass(frozen=True)
@@ -98,7 +115,7 @@ def _source(hit: Hit, distance: float) -> Source:
 
 
 def retrieve(
-    searcher: Searcher, question: str, *, k: int, max_distance: float, min_quality: float | None
+    searcher: PairSearch, question: str, *, k: int, max_distance: float, min_quality: float | None
 ) -> list[Source]:
     """The ``k`` best pairs within ``max_distance`` (hybrid ranking, distance filter)."""
     hits = searcher.search(
@@ -112,7 +129,7 @@ def retrieve(
 
 def ask(
     question: str,
-    searcher: Searcher,
+    searcher: PairSearch,
     generator: Generator,
     *,
     k: int,
@@ -158,3 +175,27 @@ def ask(
         duration_ms=answer.duration_ms,
     )
     return answer
+
+
+def ask_configured(
+    config: Config,
+    question: str,
+    searcher: PairSearch,
+    generator: Generator,
+    *,
+    k: int | None = None,
+    max_distance: float | None = None,
+    log: Any,
+) -> Answer:
+    """``ask`` with a root's settings: ``[rag] ask_k`` pairs at ``min_quality`` or better
+    within ``[search] max_distance``, the prompt sized to ``[rag] context_size``."""
+    return ask(
+        question,
+        searcher,
+        generator,
+        k=k or config.rag.ask_k,
+        max_distance=config.search.max_distance if max_distance is None else max_distance,
+        min_quality=config.rag.min_quality,
+        context_tokens=config.rag.context_size - config.rag.max_tokens,
+        log=log,
+    )

@@ -32,6 +32,7 @@ from daemon.core import atomic
 from daemon.core.catalog import Catalog
 from daemon.core.config import Config
 from daemon.core.errors import InboxdError
+from daemon.core.progress import Progress
 from daemon.rag.knowledge_base import knowledge_base_rows, quality_stats, render_readme
 from daemon.refine.index import INDEX_FILE, META_FILE, VectorIndex
 from daemon.services import Services
@@ -137,8 +138,10 @@ def export_knowledge_base(
     catalog: Catalog,
     log: Any,
     now: float | None = None,
+    progress: Progress | None = None,
 ) -> ExportResult:
     """Write a complete export of the pairs ``index`` holds and publish it atomically."""
+    progress = progress or Progress()
     started = time.monotonic()
     stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC)
     link = export_path(config)
@@ -150,11 +153,16 @@ def export_knowledge_base(
         _remove_abandoned(versions)
         work.mkdir()
         ids = sorted(index.ids)
-        records = list(knowledge_base_rows(store, ids, scorer, catalog))
+        records = []
+        for record in knowledge_base_rows(store, ids, scorer, catalog):
+            records.append(record)
+            if len(records) % 500 == 0 or len(records) == len(ids):
+                progress.update("exporting", len(records), len(ids), "pairs")
         _write_durable(
             work / KB_FILE,
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
         )
+        progress.update("exporting: index, checksums, publishing", len(ids), len(ids), "pairs")
         index.save(work)
         (work / INDEX_FILE).chmod(0o644)  # saved through mkstemp (0600); others read it
         _write_durable(
@@ -229,21 +237,20 @@ def export_after_corpus_run(ctx: Services, now: float) -> None:
     export is still there and intact.
     """
     try:
-        export_knowledge_base(
-            ctx.config,
-            ctx.store,
-            ctx.index,
-            scorer=ctx.scorer.name,
-            catalog=ctx.catalog,
-            log=ctx.log,
-            now=now,
-        )
+        export_services(ctx, now)
     except ExportError as exc:
         ctx.log.error(EXPORT_FAILED, error=str(exc))
 
 
-def export_services(ctx: Services) -> ExportResult:
-    """``inboxd export``: the knowledge base of the root ``ctx`` reads."""
+def export_services(ctx: Services, now: float | None = None) -> ExportResult:
+    """``inboxd export`` (and the hook): the knowledge base of the root ``ctx`` reads."""
     return export_knowledge_base(
-        ctx.config, ctx.store, ctx.index, scorer=ctx.scorer.name, catalog=ctx.catalog, log=ctx.log
+        ctx.config,
+        ctx.store,
+        ctx.index,
+        scorer=ctx.scorer.name,
+        catalog=ctx.catalog,
+        log=ctx.log,
+        now=now,
+        progress=ctx.progress,
     )

@@ -9,6 +9,7 @@ unmoved after a bounded chunk of progress (an embedding chunk): it is called aga
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from daemon.core.errors import InvalidTransitionError, PermanentError, TransientError
 from daemon.core.heartbeat import WorkCancelled
@@ -22,9 +23,17 @@ from daemon.states import BatchState
 class BatchMover:
     """The oldest workable batch of ``stages``' states, one step on."""
 
-    def __init__(self, ctx: Services, stages: dict[BatchState, Stage]) -> None:
+    def __init__(
+        self,
+        ctx: Services,
+        stages: dict[BatchState, Stage],
+        *,
+        before: Callable[[Batch, float], None] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.stages = stages
+        #: Called with the batch about to be worked on (the worker reports progress).
+        self.before = before
 
     @property
     def states(self) -> list[BatchState]:
@@ -40,6 +49,8 @@ class BatchMover:
         stage = self.stages.get(batch.state)
         if stage is None:
             return None
+        if self.before is not None:
+            self.before(batch, now)
         started = time.monotonic()
         try:
             moved = stage(batch, self.ctx, now)

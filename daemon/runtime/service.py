@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -30,6 +30,7 @@ from daemon.core.config import Config
 from daemon.core.errors import AlreadyRunningError, ConfigError
 from daemon.core.heartbeat import Heartbeat
 from daemon.core.logs import Event, Logger, get_logger
+from daemon.core.progress import Listener, Progress
 from daemon.ingest.parsed_cache import ParsedCache
 from daemon.runtime.notify import SystemdNotifier
 from daemon.runtime.pipeline import Pipeline
@@ -106,8 +107,11 @@ class Service:
         services: ServicesFactory = build_services,
         reload_config: Callable[[], Config] | None = None,
         clock: Callable[[], float] = time.time,
+        progress_listeners: Sequence[Listener] = (),
     ) -> None:
         self.config = config
+        #: Who hears the worker's progress besides the DB (a terminal's bars).
+        self._progress_listeners = progress_listeners
         self.log = get_logger()
         self.clock = clock
         self.stop_requested = threading.Event()
@@ -144,13 +148,22 @@ class Service:
         timeout = cfg.database.busy_timeout_seconds
         self.store = Store(cfg.db_path, timeout=timeout)
         self.store.migrate()
+        self.store.clear_task_progress()  # a crashed run's task is not this run's
         # Two connections, each used by one thread only: the supervisor's (intake) and
         # the worker's (refinement). SQLite serialises their short write transactions.
         refining = attach_worker_hooks(
             self._build_services(cfg, Store(cfg.db_path, timeout=timeout), self.log)
         )
+        # The worker's task and progress go to the DB, where `inboxd status` reads them.
+        refining.progress = Progress(refining.store, self._progress_listeners)
         intake = attach_intake_hooks(
-            replace(refining, store=self.store, hooks=Hooks(), parsed_cache=ParsedCache())
+            replace(
+                refining,
+                store=self.store,
+                hooks=Hooks(),
+                parsed_cache=ParsedCache(),
+                progress=Progress(),  # intake steps take milliseconds: nothing to show
+            )
         )
         stages = self._stages if self._stages is not None else default_stages()
         self._stages = stages
@@ -313,6 +326,7 @@ class Service:
         blocked past ``[worker] stop_seconds``), stop watching, close, unlock."""
         if self.worker is not None:
             if self.worker.stop(self.config.worker.stop_seconds):
+                self.worker.ctx.progress.idle()  # stopped: it is working on nothing
                 self.worker.ctx.store.close()
             else:
                 # A call in flight (a hung API) is abandoned with its connection:
@@ -330,6 +344,14 @@ class Service:
             self.store.close()
             self.log.info(Event.DAEMON_STOPPED, root=str(self.config.root), unfinished=unfinished)
         self._lock.release()
+
+    def run_counts(self, since: float) -> dict[str, tuple[int, int]]:
+        """Batches by state -> (batches, valid pairs) over those still moving and those
+        that came to rest at or after ``since``: what a run did (``run --once``)."""
+        if self.store is None:
+            raise RuntimeError("Service.start() must run first")
+        resting = [state for state in BatchState if state not in (self._stages or {})]
+        return self.store.batch_totals(since, resting)
 
     # -- helpers -----------------------------------------------------------------------
 

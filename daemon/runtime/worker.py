@@ -20,6 +20,8 @@ from typing import Any
 from daemon.core import heartbeat
 from daemon.core.heartbeat import Heartbeat, WorkCancelled
 from daemon.core.logs import Event
+from daemon.core.progress import RunTotals, run_totals
+from daemon.core.records import Batch
 from daemon.ingest.agent_files import SIGNAL_ALL_COMPLETE
 from daemon.runtime.mover import BatchMover
 from daemon.services import Services
@@ -31,6 +33,14 @@ from daemon.store import meta
 
 #: Longest wait after repeated failing steps (a database that stays locked, say).
 MAX_BACKOFF_SECONDS = 60.0
+
+#: What the worker is doing to a batch in each state, for `inboxd status` and the bars.
+DOING = {
+    BatchState.IMPORTED: "embedding",
+    BatchState.EMBEDDED: "de-duplicating",
+    BatchState.DEDUPLICATED: "scoring",
+    BatchState.SCORED: "indexing",
+}
 
 
 class Worker:
@@ -45,8 +55,17 @@ class Worker:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.ctx = ctx
-        self.mover = BatchMover(ctx, {s: st for s, st in stages.items() if s not in INTAKE})
+        self.mover = BatchMover(
+            ctx, {s: st for s, st in stages.items() if s not in INTAKE}, before=self._report
+        )
         self.heartbeat = beat
+        # Progress is measured over the current stretch of work: from the first batch
+        # moved after the worker was idle. A batch is done once no stage moves it.
+        self._workable = list(stages)
+        self._resting = [state for state in BatchState if state not in stages]
+        self._busy_since: float | None = None
+        #: How far the current stretch has got (a terminal's bars read it).
+        self.totals = RunTotals(0, 0, 0, 0)
         self.clock = clock
         self.wake = threading.Event()
         self.failures = 0
@@ -64,7 +83,25 @@ class Worker:
         corpus run a signal asked for. True if anything happened."""
         if self.mover.advance_one(now) is not None:
             return True
-        return self.corpus_work(now)
+        self._busy_since = None
+        worked = self.corpus_work(now)
+        if not worked:
+            self.ctx.progress.idle()
+        return worked
+
+    def _report(self, batch: Batch, now: float) -> None:
+        """Say which batch is being worked on, and how far the current stretch has got."""
+        if self._busy_since is None:
+            self._busy_since = now
+        counts = self.ctx.store.batch_totals(self._busy_since, self._resting)
+        self.totals = run_totals(counts, self._workable)
+        self.ctx.progress.update(
+            f"{DOING.get(batch.state, str(batch.state))} {batch.path}",
+            self.totals.batches_done,
+            self.totals.batches,
+            "batches",
+            self.totals.detail,
+        )
 
     def corpus_work(self, now: float) -> bool:
         """On ``ALL_SESSIONS_COMPLETE.txt``: the corpus-wide run, once per signal."""

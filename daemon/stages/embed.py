@@ -28,6 +28,8 @@ def embed(batch: Batch, ctx: Services, now: float) -> Batch:
     known = q.known_text_hashes(ctx.store.db, embedder.model_id, list(texts))
     todo = [h for h in texts if h not in known]
     chunk = todo[: ctx.config.worker.chunk_texts]
+    # How far this file has got, for `inboxd status` and a terminal's bars.
+    ctx.progress.update(f"embedding {batch.path}", len(texts) - len(todo), len(texts), "texts")
     vectors = (
         dict(zip(chunk, embedder.embed_documents([texts[h] for h in chunk]), strict=True))
         if chunk

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlite_utils import Database
 from daemon.core.errors import InvalidTransitionError, PermanentError, TransientError
 from daemon.core.records import Batch, PairError, PairRecord
 from daemon.states import BatchState, allowed
+from daemon.store import progress as progress_db
 from daemon.store import readers
 from daemon.store.schema import migrations
 
@@ -389,6 +391,49 @@ class Store:
 
     def _has_progress(self, agent: str) -> bool:
         return bool(self.db.execute("SELECT 1 FROM progress WHERE agent = ?", [agent]).fetchone())
+
+    # -- the worker's progress (shown by `inboxd status`) -----------------------------
+
+    def set_task_progress(
+        self,
+        task: str,
+        done: int,
+        total: int | None,
+        *,
+        unit: str = "",
+        detail: str = "",
+        worker: str = progress_db.WORKER,
+        now: float | None = None,
+    ) -> None:
+        """Record what ``worker`` is doing now and how far it has got."""
+        with self.transaction() as db:
+            progress_db.set_task(
+                db,
+                task,
+                done,
+                total,
+                unit=unit,
+                detail=detail,
+                worker=worker,
+                now=time.time() if now is None else now,
+            )
+
+    def clear_task_progress(self, worker: str = progress_db.WORKER) -> None:
+        """``worker`` is idle: it has no current task."""
+        with self.transaction() as db:
+            progress_db.clear_task(db, worker)
+
+    def task_progress(self) -> list[dict[str, Any]]:
+        """Every worker's current task (worker, pid, task, done, total, unit, detail,
+        started_at, updated_at); empty when all are idle."""
+        return progress_db.tasks(self.db)
+
+    def batch_totals(
+        self, since: float, resting: Sequence[BatchState]
+    ) -> dict[str, tuple[int, int]]:
+        """State -> (batches, valid pairs) over the batches of a run: those not in a
+        ``resting`` state, and those that came to rest at or after ``since``."""
+        return progress_db.batch_totals(self.db, since, [str(state) for state in resting])
 
 
 def translate(exc: sqlite3.Error, what: str) -> Exception:

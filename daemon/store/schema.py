@@ -291,7 +291,29 @@ def _intake(db: Database) -> None:
     )
 
 
-@migrations(name="0006_files_taken")
+@migrations(name="0006_task_progress")
+def _task_progress(db: Database) -> None:
+    db.executescript(
+        """
+        -- What a process doing long work is doing now, for `inboxd status`: one row per
+        -- worker (today the daemon's worker thread, "worker"), replaced as it goes,
+        -- removed when it goes idle. Written at most a few times a second.
+        CREATE TABLE task_progress (
+            worker TEXT PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            task TEXT NOT NULL,             -- e.g. "embedding outbox/droid/rsi_qa_pairs.json"
+            done INTEGER NOT NULL,
+            total INTEGER,                  -- NULL: not known yet
+            unit TEXT NOT NULL,             -- what done/total count: batches, pairs, steps
+            detail TEXT NOT NULL,           -- a second measure, for people
+            started_at REAL NOT NULL,       -- when this task began
+            updated_at REAL NOT NULL
+        );
+        """
+    )
+
+
+@migrations(name="0007_files_taken")
 def _files_taken(db: Database) -> None:
     db.executescript(
         """

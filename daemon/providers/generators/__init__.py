@@ -4,6 +4,7 @@ by ``[rag] generator`` through :data:`GENERATORS`.
     llama    a local GGUF model through llama-cpp-python (the optional ``llm`` extra)
     none     no model: the answer is the retrieved context itself
     gemini   Gemini (``daemon.gemini.generator``), priced and budgeted like the judge
+    openai   any OpenAI-compatible chat server (``[openai]``: Ollama, llama.cpp, vLLM...)
     auto     llama when llama-cpp-python and a GGUF file are there, else none
 """
 
@@ -21,6 +22,7 @@ GENERATORS: Registry[Generator] = Registry(
         "llama": "daemon.providers.generators.llama:from_config",
         "none": "daemon.providers.generators.none:from_config",
         "gemini": "daemon.gemini.generator:from_config",
+        "openai": "daemon.providers.generators.openai_compat:from_config",
         "auto": "daemon.providers.generators.llama:auto_from_config",
     },
 )

@@ -31,6 +31,7 @@ import numpy as np
 
 from daemon.core.config import Config
 from daemon.core.errors import InboxdError
+from daemon.core.progress import Progress
 from daemon.core.textid import text_hash
 from daemon.providers.embedders import Embedder, normalise_rows
 from daemon.rag.evaluation.metrics import (
@@ -205,8 +206,10 @@ def run_evaluation(
     builtin: bool = True,
     limit: int | None = None,
     now: float | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Evaluate both sides on the same queries; returns the report (not yet written)."""
+    progress = progress or Progress()
     started = time.monotonic()
     refined, baseline, unembedded = _load_sides(
         store, embedder.model_id, scorer, config.rag.min_quality
@@ -220,15 +223,15 @@ def run_evaluation(
     queries = sample(queries, limit)
     if not queries:
         raise EvalError("no queries: the corpus has no catalog indicator; give --queries FILE")
-    vectors = embedder.embed_queries([query.text for query in queries])
+    vectors = _embed_queries(embedder, [query.text for query in queries], progress)
     kept_of = _clusters(store)
     threshold = config.search.max_distance
-    judged = {
-        side.name: _judge(
+    judged: dict[str, list[QueryResult]] = {}
+    for side in (refined, baseline):
+        progress.update(f"eval: searching the {side.name} side", len(queries), len(queries))
+        judged[side.name] = _judge(
             side, queries, search_exact(side, vectors), kept_of, config.dedup.threshold
         )
-        for side in (refined, baseline)
-    }
     report: dict[str, Any] = {
         "at": datetime.fromtimestamp(time.time() if now is None else now, UTC).isoformat(),
     }
@@ -277,6 +280,19 @@ def run_evaluation(
     return report
 
 
+#: Queries embedded per call: progress between calls; the Gemini embedder's cap.
+_QUERY_CHUNK = 100
+
+
+def _embed_queries(embedder: Embedder, texts: list[str], progress: Progress) -> Any:
+    """The queries' vectors, a chunk at a time so that progress can be shown."""
+    chunks = []
+    for start in range(0, len(texts), _QUERY_CHUNK):
+        progress.update("eval: embedding queries", start, len(texts), "queries")
+        chunks.append(embedder.embed_queries(texts[start : start + _QUERY_CHUNK]))
+    return np.concatenate(chunks)
+
+
 def _top_indicator(side: Side, result: QueryResult) -> str | None:
     return side.indicators[result.rows[0]] if result.rows else None
 
@@ -299,5 +315,6 @@ def evaluate(
         queries_path=queries_path,
         builtin=builtin,
         limit=limit,
+        progress=ctx.progress,
     )
     return report, write_reports(report, ctx.config.reports_dir)
