@@ -16,6 +16,7 @@ from daemon.core.catalog import Catalog
 from daemon.core.config import Config
 from daemon.core.logs import Logger
 from daemon.core.progress import Progress
+from daemon.core.records import Batch
 from daemon.ingest.parsed_cache import ParsedCache
 from daemon.providers.embedders import Embedder
 from daemon.providers.scorers import Scorer
@@ -27,6 +28,8 @@ from daemon.store import Connection, Store
 CorpusHook = Callable[[float], None]
 #: Work polled whenever no batch waits (a remote job, say); True when it did something.
 IdleWork = Callable[[float], bool]
+#: Told of every batch a mover moved (feedback for the agent, sinks to keep in step).
+MoveHook = Callable[[Batch, float], None]
 #: Reads a settled assignment file: (agent, relpath, text, now) -> registered?
 AssignmentHandler = Callable[[str, str, str, float], bool]
 
@@ -37,6 +40,7 @@ class Hooks:
 
     after_corpus_run: list[CorpusHook] = field(default_factory=list)
     idle_work: list[IdleWork] = field(default_factory=list)
+    after_move: list[MoveHook] = field(default_factory=list)
     on_assignment: AssignmentHandler | None = None
 
 

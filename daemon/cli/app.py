@@ -80,9 +80,9 @@ def init(ctx: click.Context) -> None:
     store.migrate()
     store.close()
     click.echo(f"initialised {config.root} (config: {target})")
-    from daemon.providers.embedders.local import prepare  # exports the model if it must
+    from daemon.providers.embedders.local import prepare_local_model  # may export (torch)
 
-    model = with_errors(lambda: prepare(config))
+    model = with_errors(lambda: prepare_local_model(config))
     if model is not None:
         click.echo(f"local embedding model: {model} (verified)")
 
@@ -233,7 +233,7 @@ def search(
     config = load(ctx)
 
     def find() -> list[Any]:
-        # The running daemon has the model and index loaded: asking it is quicker.
+        # The running daemon has the model loaded: asking it saves this process ~3 s.
         searcher = LiveSearcher(config, get_logger())
         try:
             return searcher.search(

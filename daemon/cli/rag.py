@@ -10,33 +10,69 @@ from typing import Any
 import click
 
 from daemon.cli.progress import TerminalProgress
-from daemon.cli.support import global_options, load, with_errors
+from daemon.cli.support import EXIT_ERROR, fail, global_options, load, with_errors
 from daemon.core.logs import get_logger
 from daemon.core.progress import Progress
 from daemon.providers.generators import make_generator
+from daemon.rag.chroma import SyncResult, run_chroma_export
 from daemon.rag.evaluation import evaluate as evaluate_retrieval
 from daemon.rag.export import ExportResult, export_services
 from daemon.runtime.wiring import reading
 
 
 @click.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["files", "chroma"]),
+    default="files",
+    show_default=True,
+    help="files: the export folder; chroma: a Chroma collection at PATH.",
+)
+@click.option("--collection", help="Chroma collection name (default [rag] chroma_collection).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @global_options
 @click.pass_context
-def export(ctx: click.Context, as_json: bool) -> None:
+def export(
+    ctx: click.Context, path: Path | None, target: str, collection: str | None, as_json: bool
+) -> None:
     """Export the refined knowledge base for a RAG system (works while the daemon runs).
 
-    Writes knowledge_base.jsonl, the hnswlib index with its label map and metadata,
-    manifest.json (counts, quality, sha256) and a README with a loading example into a
-    new folder, then points state/export at it atomically. The daemon does the same
-    after every corpus refinement run ([rag] auto_export).
+    --to files (default) writes knowledge_base.jsonl, the hnswlib index with its label
+    map and metadata, manifest.json (counts, quality, sha256) and a README with a
+    loading example into a new folder, then points state/export at it atomically. The
+    daemon does the same after every corpus refinement run ([rag] auto_export).
+
+    --to chroma makes the Chroma collection at PATH (default [rag] chroma_path, else
+    state/chroma) equal the active corpus: inboxd's own vectors, ids = pair ids, cosine
+    distance; changed pairs upserted, inactive ones deleted. Needs
+    `pip install 'inboxd[chroma]'`; [rag] chroma_sync = true keeps it in sync.
 
     \b
     Example:
       inboxd export --root ~/research
       inboxd export --json --root ~/research | jq .pairs
+      inboxd export --to chroma ~/rag/chroma --root ~/research
     """
     config = load(ctx)
+    if target == "chroma":
+
+        def sync() -> SyncResult:
+            with reading(config, get_logger()) as services:
+                return run_chroma_export(services, path, collection)
+
+        synced = with_errors(sync)
+        if as_json:
+            click.echo(json.dumps(synced.as_dict(), indent=2))
+        else:
+            click.echo(
+                f"chroma collection {synced.collection!r} at {synced.path}: {synced.pairs} pairs"
+                f" ({synced.upserted} upserted, {synced.deleted} deleted)"
+            )
+        return
+    if path is not None or collection is not None:
+        fail("PATH and --collection are for --to chroma; files go to [rag] export_dir", EXIT_ERROR)
 
     def run() -> ExportResult:
         with reading(config, get_logger()) as services:

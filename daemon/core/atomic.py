@@ -88,3 +88,15 @@ def write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
 def write_text(path: Path, text: str, mode: int = 0o644) -> None:
     """Replace ``path`` with ``text`` (UTF-8) atomically."""
     write_bytes(path, text.encode("utf-8"), mode)
+
+
+def write_text_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
+    """Replace ``path`` with ``text`` unless it already holds exactly that; True if
+    written. Rewritten reports keep their mtime, so a reader watching them sees no churn."""
+    try:
+        if path.read_bytes() == text.encode("utf-8"):
+            return False
+    except OSError:
+        pass
+    write_text(path, text, mode)
+    return True

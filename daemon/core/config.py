@@ -189,6 +189,16 @@ class RagConfig(_Section):
     max_tokens: int = Field(256, ge=1)
     threads: int | None = Field(None, ge=1)  # None: llama.cpp's own choice
     ask_k: int = Field(4, ge=1, le=50, description="retrieved pairs handed to the model")
+    # A Chroma collection kept equal to the active corpus after every indexed batch and
+    # corpus run (needs `pip install 'inboxd[chroma]'`). Relative paths are taken from
+    # the root; None means <root>/state/chroma.
+    chroma_sync: bool = False
+    chroma_path: Path | None = None
+    chroma_collection: str = Field(
+        "inboxd",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$",
+        description="Chroma's rule: 3-512 characters of [A-Za-z0-9._-], alphanumeric ends",
+    )
 
 
 class OpenAIConfig(_Section):
@@ -407,6 +417,10 @@ DEFAULT_CONFIG_TOML = """\
 # max_tokens = 256           # longest answer (tokens)
 # threads = 4                # llama.cpp threads (default: its own choice)
 # ask_k = 4                  # pairs retrieved and handed to the model
+# chroma_sync = false        # keep a Chroma collection equal to the active corpus after
+#                            # every indexed batch and corpus run (pip install 'inboxd[chroma]')
+# chroma_path = "state/chroma"   # the Chroma PersistentClient folder
+# chroma_collection = "inboxd"
 
 [gemini]
 # Used only when embeddings.provider or scoring.provider is "gemini". The API key comes

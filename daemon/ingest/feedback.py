@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from daemon.core import atomic
 from daemon.core.records import PairError
@@ -63,11 +64,16 @@ def write_feedback(
     imported: int,
     errors: Sequence[PairError],
     rejected_reason: str | None = None,
+    extra_markdown: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write (or rewrite, idempotently) the feedback for one file version."""
+    """Write (or rewrite, idempotently) the feedback for one file version; later
+    stages add their sections (``extra_markdown`` lines, ``extra`` JSON keys)."""
     md_path, json_path = feedback_paths(inbox_dir, agent, relpath, sha256)
     if rejected_reason:
         verdict = f"**Rejected whole**: {rejected_reason}\n\nNothing from this file was imported."
+    elif not errors:
+        verdict = f"{imported} pair(s) imported; every item was valid."
     else:
         verdict = (
             f"{imported} pair(s) imported; {len(errors)} item(s) were not, "
@@ -80,12 +86,15 @@ def write_feedback(
         lines += [f"| `{e.position}` | {_cell(e.reason)} |" for e in errors[:_SHOWN]]
         if len(errors) > _SHOWN:
             lines.append(f"| ... | {len(errors) - _SHOWN} more |")
+    if extra_markdown:  # one blank line between sections
+        lines += ["", *extra_markdown] if lines[-1] else list(extra_markdown)
     report = {
         "file": relpath,
         "sha256": sha256,
         "rejected": rejected_reason,
         "imported": imported,
         "errors": [{"position": e.position, "reason": e.reason} for e in errors],
+        **(extra or {}),
     }
     return _write(md_path, json_path, lines, report)
 
@@ -113,6 +122,7 @@ def remove_refusal(inbox_dir: Path, *, agent: str, relpath: str) -> None:
 
 
 def _write(md_path: Path, json_path: Path, lines: list[str], report: Mapping[str, object]) -> Path:
-    atomic.write_text(md_path, "\n".join(lines) + "\n")
-    atomic.write_text(json_path, json.dumps(report, indent=2) + "\n")
+    # Unchanged reports are not rewritten: a reader watching them sees no churn.
+    atomic.write_text_if_changed(md_path, "\n".join(lines) + "\n")
+    atomic.write_text_if_changed(json_path, json.dumps(report, indent=2) + "\n")
     return md_path

@@ -24,7 +24,7 @@ from daemon.core.textid import is_decodable, printable
 from daemon.ingest import feedback
 from daemon.ingest.layout import AgentFile, FileKind, classify, open_regular
 from daemon.services import Services
-from daemon.store import files as files_db
+from daemon.store import files
 from daemon.store import intake as refusals_db
 from daemon.store.files import TakenFile
 
@@ -86,9 +86,9 @@ class Intake:
                 return 0
             snap, stamp = read
             taken = record(found.kind, found.agent, found.relpath, snap, now)
-            if snap.taken is not None:  # a rescan that finds it so passes it over
+            if snap.taken is not None:
                 with self.ctx.store.transaction() as db:
-                    files_db.remember_taken(db, found.relpath, snap.taken, now)
+                    files.remember_taken(db, found.relpath, snap.taken, now)
         except FileNotFoundError:
             return 0  # gone for now (being replaced?): the next scan sees it again
         except TransientError as exc:
@@ -126,29 +126,23 @@ class Intake:
                     kept += chunk
             after = os.fstat(handle.fileno())
             steady = (st.st_size, st.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
-            steady = steady and after.st_size == size
-            snap = Snapshot(
-                bytes(kept[: limit + 1]),
-                digest.hexdigest(),
-                size,
-                after.st_mtime_ns if steady else None,
-            )
+            mtime_ns = after.st_mtime_ns if steady and after.st_size == size else None
+            snap = Snapshot(bytes(kept[: limit + 1]), digest.hexdigest(), size, mtime_ns)
             return snap, stamp
 
     def unchanged(self, path: Path, known: TakenFile) -> bool:
-        """``path`` is as it was when last taken: same size and mtime, and, since those
-        can hide new bytes (a copy that kept the old mtime), the same sha256. Reading it
-        is what taking it would cost anyway; any error answers no (the ordinary path
-        reports it)."""
+        """Whether ``path`` is still what was taken (size, mtime and, to be sure, its
+        sha256): then it has nothing new and need not wait a settle window."""
         try:
             st = path.stat()
             if (st.st_size, st.st_mtime_ns) != (known.size, known.mtime_ns):
                 return False
+            # Same size and mtime can still hide new bytes (a copy that kept the old
+            # mtime): the hash decides. Reading is what taking the file would cost anyway.
             read = self._read(path)
         except (InputError, OSError):
-            return False
-        # None: over the size limit and unchanged since taken, by its stamp.
-        return read is None or read[0].taken == known
+            return False  # refused or gone: the ordinary path reports it
+        return read is not None and read[0].taken == known
 
     # -- refusals ------------------------------------------------------------------------
 

@@ -89,7 +89,23 @@ class BatchMover:
             duration_ms=duration_ms,
             **self._counts(moved),
         )
+        self._after_move(moved, now)
         return moved
+
+    def _after_move(self, batch: Batch, now: float) -> None:
+        """The hooks on a move. The move is done: a failing hook is logged and the
+        others still run."""
+        for hook in self.ctx.hooks.after_move:
+            try:
+                hook(batch, now)
+            except Exception as exc:  # a hook's bug must not fail the batch
+                self.ctx.log.exception(
+                    Event.BATCH_HOOK_FAILED,
+                    hook=getattr(getattr(hook, "func", hook), "__qualname__", repr(hook)),
+                    batch=batch.id,
+                    state=str(batch.state),
+                    error=repr(exc),
+                )
 
     def _counts(self, batch: Batch) -> dict[str, int]:
         if batch.state not in (BatchState.VALIDATED, BatchState.IMPORTED):

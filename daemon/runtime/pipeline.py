@@ -17,7 +17,7 @@ from daemon.runtime.settle_tracker import SettleTracker
 from daemon.services import Services
 from daemon.stages import Stage
 from daemon.states import INTAKE, BatchState
-from daemon.store import files as files_db
+from daemon.store import files
 
 
 class Pipeline:
@@ -44,19 +44,21 @@ class Pipeline:
 
         A file whose size, mtime and sha256 are what the DB recorded when it was last
         taken has nothing new, so it does not wait a settle window to be taken again:
-        an unchanged root is done at once (``run --once`` on it ends in about a second
-        whatever the window), and any change goes through the window as before.
+        an unchanged root is done at once (``run --once`` on it ends in well under a
+        second whatever the window), and any change goes through the window as before.
         """
         root = self.ctx.config.root
-        taken = files_db.taken_files(self.ctx.store.db)
+        taken = files.taken_files(self.ctx.store.db)
         paths = walk(root)
         unchanged = 0
         for path in paths:
             found = classify(root, path)
             known = taken.get(found.relpath) if found else None
-            # A file seen changing since (pending) settles like any other.
-            pending = self.tracker.is_pending(path)
-            if known is not None and not pending and self.intake.unchanged(path, known):
+            if (
+                known is not None
+                and not self.tracker.is_pending(path)
+                and self.intake.unchanged(path, known)
+            ):
                 unchanged += 1
                 continue
             self.observe(path, now)

@@ -45,6 +45,10 @@ from daemon.store import Store
 
 T = TypeVar("T")
 
+#: A supervisor iteration longer than this is logged (debug): intake, SIGTERM and the
+#: watchdog all wait on this loop, so a slow one is what to look at first.
+SLOW_ITERATION_SECONDS = 1.0
+
 
 class RootLock:
     """One daemon per root: an exclusive ``flock`` on ``state/inboxd.lock``."""
@@ -134,6 +138,8 @@ class Service:
         self._warm_up: threading.Thread | None = None
         self._failures = 0
         self._stall_logged = False
+        #: The longest supervisor iteration so far (its idle wait left out), in seconds.
+        self.longest_iteration = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -233,6 +239,7 @@ class Service:
         self.notifier.ready(status=self._status_line())
         self.log.info(Event.DAEMON_READY, root=str(cfg.root))
         while not self.stop_requested.is_set():
+            started = time.monotonic()
             now = self.clock()
             if self.reload_requested:
                 self._guard("reload", lambda _now: self._reload(), now, None)
@@ -248,6 +255,7 @@ class Service:
             if ping_every is not None and time.monotonic() >= next_ping:
                 self._feed_watchdog(worker)
                 next_ping = time.monotonic() + ping_every
+            self._note_iteration(time.monotonic() - started)
             if not busy:
                 self.stop_requested.wait(self._pause())
         if self._warm_up is not None:
@@ -256,7 +264,11 @@ class Service:
             # abandoned (it writes into a staging folder; nothing half-done is used).
             self._warm_up.join(timeout=5)
         self.notifier.stopping()
-        self.log.info(Event.DAEMON_STOPPING, root=str(cfg.root))
+        self.log.info(
+            Event.DAEMON_STOPPING,
+            root=str(cfg.root),
+            longest_iteration_ms=round(self.longest_iteration * 1000, 1),
+        )
 
     def run_once(self) -> None:
         """Process everything present now, then return (for cron and tests): the
@@ -289,6 +301,12 @@ class Service:
             return failed
         self._failures = 0
         return result
+
+    def _note_iteration(self, seconds: float) -> None:
+        """Keep the longest iteration; log one slower than ``SLOW_ITERATION_SECONDS``."""
+        self.longest_iteration = max(self.longest_iteration, seconds)
+        if seconds > SLOW_ITERATION_SECONDS:
+            self.log.debug(Event.LOOP_SLOW_ITERATION, loop="supervisor", ms=round(seconds * 1000))
 
     def _pause(self) -> float:
         """The idle wait: the poll tick, longer after failing steps."""

@@ -12,9 +12,11 @@ from daemon.core.config import Config
 from daemon.core.errors import InboxdError
 from daemon.core.logs import Logger
 from daemon.gemini.hooks import attach as attach_gemini
+from daemon.plan import agent_feedback
 from daemon.plan import hooks as plan_hooks
 from daemon.providers.embedders import Embedder, make_embedder
 from daemon.providers.scorers import Scorer, make_scorer
+from daemon.rag.chroma import attach as attach_chroma
 from daemon.rag.export import export_after_corpus_run
 from daemon.refine.corpus import load_or_rebuild_index
 from daemon.search.searcher import Searcher
@@ -54,6 +56,8 @@ def build_services(
 def attach_intake_hooks(services: Services) -> Services:
     """What the supervisor runs during intake: assignment files become sessions."""
     services.hooks.on_assignment = plan_hooks.assignment_reader(services)
+    # A rejected version comes to rest here: the agent's feedback index follows.
+    services.hooks.after_move.append(partial(agent_feedback.after_batch_moved, services))
     return services
 
 
@@ -68,6 +72,10 @@ def attach_worker_hooks(services: Services) -> Services:
     if gemini is not None:
         hooks.after_corpus_run.append(gemini.after_corpus_run)
         hooks.idle_work.append(gemini.tick)
+    # Last, so they see what the hooks before them changed (judge scores, say).
+    hooks.after_move.append(partial(agent_feedback.after_batch_moved, services))
+    hooks.after_corpus_run.append(partial(agent_feedback.after_corpus_run, services))
+    attach_chroma(services)  # registers nothing unless [rag] chroma_sync
     return services
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,13 +86,19 @@ class IndicatorFacts:
         return round(self.quality_sum / self.scored, 1) if self.scored else None
 
 
-def indicator_facts(db: Database, scorer: str) -> dict[str | None, IndicatorFacts]:
+def indicator_facts(
+    db: Database, scorer: str, indicators: Collection[str] | None = None
+) -> dict[str | None, IndicatorFacts]:
     """Per indicator: pairs, active pairs, quality, files, question types, difficulties.
 
     Counted over live files only, so a replaced version's pairs stop counting; a pair
     delivered by two files counts once. Quality is the ``scorer``'s, over active pairs.
+    With ``indicators``, only those (one file's feedback needs a few, not all 227).
     """
     facts: dict[str | None, IndicatorFacts] = {}
+    only, wanted = "", list(indicators or ())
+    if indicators is not None:
+        only = f" AND p.indicator IN ({', '.join('?' for _ in wanted)})"
     rows = db.execute(
         f"""
         SELECT p.id, p.indicator, p.type, p.difficulty,
@@ -99,12 +106,12 @@ def indicator_facts(db: Database, scorer: str) -> dict[str | None, IndicatorFact
         FROM pairs p
         LEFT JOIN duplicates d ON d.pair_id = p.id
         LEFT JOIN scores s ON s.pair_hash = p.hash AND s.scorer = ?
-        WHERE p.id IN (SELECT pair_id FROM pair_sources WHERE batch_id IN ({LIVE_BATCHES}))
+        WHERE p.id IN (SELECT pair_id FROM pair_sources WHERE batch_id IN ({LIVE_BATCHES})){only}
         """,
-        [scorer],
+        [scorer, *wanted],
     )
     for _pair_id, indicator, kind, difficulty, duplicate, score in rows:
-        found = facts.setdefault(indicator, IndicatorFacts())
+        found = facts.get(indicator) or facts.setdefault(indicator, IndicatorFacts())
         found.pairs += 1
         if kind:
             found.types[kind] += 1
@@ -121,8 +128,9 @@ def indicator_facts(db: Database, scorer: str) -> dict[str | None, IndicatorFact
         f"""
         SELECT DISTINCT p.indicator, b.path FROM pair_sources s
         JOIN pairs p ON p.id = s.pair_id JOIN batches b ON b.id = s.batch_id
-        WHERE b.id IN ({LIVE_BATCHES})
-        """
+        WHERE b.id IN ({LIVE_BATCHES}){only}
+        """,
+        wanted,
     ):
         facts.setdefault(indicator, IndicatorFacts()).files.add(path)
     return facts

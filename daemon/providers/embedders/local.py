@@ -41,7 +41,7 @@ def load_encoder(name: str, precision: Precision, dirs: Sequence[Path]) -> OnnxE
     with _LOCK:
         if key in _ENCODERS:
             return _ENCODERS[key]
-        from daemon.providers.embedders import export_onnx  # torch only inside an export
+        from daemon.providers.embedders import export_onnx  # imports torch only inside an export
 
         started = time.monotonic()
         log = get_logger()
@@ -106,11 +106,12 @@ def from_config(config: Config) -> LocalEmbedder:
     )
 
 
-def prepare(config: Config) -> Path | None:
+def prepare_local_model(config: Config) -> Path | None:
     """For ``inboxd init``: the verified folder of the local model, exported first when
     there is none (None: the configured provider is not the local one)."""
     if config.embeddings.provider != "local":
         return None
+    # The export imports torch: only here, never when the daemon embeds.
     from daemon.providers.embedders import export_onnx
 
     settings = config.embeddings

@@ -1,6 +1,6 @@
-"""One loaded ONNX export of the local model: its tokenizer and an ONNX Runtime session,
-turning texts into the vectors sentence-transformers would give (mean pooling over the
-attention mask, L2 normalisation). Imports onnxruntime and tokenizers, never torch."""
+"""One ONNX Runtime session of an exported model: tokenise, run, mean-pool and
+L2-normalise, as sentence-transformers does. Shared by the local embedder and the
+export's own verification."""
 
 from __future__ import annotations
 
