@@ -24,9 +24,10 @@ load average sampled through the run. Results are saved as JSON under ``<work>/r
 
 The 100,000-pair corpus root is built once (``prepare``, in-process): the corpus of
 ``corpus.py`` imported through the real intake, then every text given a stored random
-unit vector instead of being embedded (34 hours of the local model on 2 cores), then
-the real worker stages (dedupe, score, index) run over it. The corpus run the benchmark
-times is then the daemon's own, on those vectors.
+unit vector instead of being embedded (200,000 texts: 20-60 minutes of the local model
+on a quiet 2-core machine, many hours on a loaded one), then the real worker stages
+(dedupe, score, index) run over it. The corpus run the benchmark times is then the
+daemon's own, on those vectors.
 """
 
 from __future__ import annotations
