@@ -180,9 +180,10 @@ def test_sigterm_during_a_long_import_exits_0_consistent_and_the_next_start_fini
     assert scalar(root, "SELECT count(*) FROM pair_sources") == files * per_file
     assert took < STOP_TIMEOUT
 
-    # Log volume: one line per batch transition and a few per run, none per pair.
+    # Log volume: per batch, file.detected, one line per transition and feedback.written
+    # (9 at most), and a few per run; none per pair.
     lines = daemon.all_lines()
-    assert len(lines) <= 8 * files + 40, f"{len(lines)} log lines for {files} batches"
+    assert len(lines) <= 9 * files + 40, f"{len(lines)} log lines for {files} batches"
     assert {line["event"] for line in lines} <= {str(e) for e in Event}
     # The log file holds the same JSON lines as stdout, across both runs.
     log_file = root / "state" / "logs" / "inboxd.log"
