@@ -110,8 +110,9 @@ def test_a_touched_file_is_read_once_more_then_known_again(taken: Path) -> None:
 def test_run_once_on_an_unchanged_root_ends_without_waiting_the_settle_window(
     tmp_path: Path,
 ) -> None:
-    """`inboxd run --once` on a root it has already taken in full, with a 30-second
-    settle window, ends in a few seconds and records nothing new."""
+    """`inboxd run --once` on a root it has already taken in full, with a two-minute
+    settle window, ends well within it (in about a second on a quiet machine) and
+    records nothing new."""
     root = tmp_path / "root"
     copy_tree(example_tree(), root)
     first = run_cli(root, "run", "--once")
@@ -119,8 +120,8 @@ def test_run_once_on_an_unchanged_root_ends_without_waiting_the_settle_window(
     transitions = scalar(root, "SELECT count(*) FROM transitions")
 
     started = time.monotonic()
-    again = run_cli(root, "run", "--once", INBOXD_WATCH__SETTLE_SECONDS="30")
+    again = run_cli(root, "run", "--once", timeout=150, INBOXD_WATCH__SETTLE_SECONDS="120")
     elapsed = time.monotonic() - started
     assert again.returncode == 0, again.stderr
-    assert elapsed < 10
+    assert elapsed < 60
     assert scalar(root, "SELECT count(*) FROM transitions") == transitions

@@ -45,8 +45,10 @@ class WatchConfig(_Section):
 class WorkerConfig(_Section):
     """The worker that does the long work beside the always-answering supervisor."""
 
+    # 32: on a 2-core machine at load 15 a 256-text chunk took up to 50 s, past the
+    # stall bound, while 32-text chunks took at most 13 s (BENCHMARKS.md, Runtime).
     chunk_texts: int = Field(
-        256, ge=1, description="texts embedded per chunk: a chunk is the unit of progress"
+        32, ge=1, description="texts embedded per chunk: a chunk is the unit of progress"
     )
     stall_seconds: float = Field(
         45.0, gt=0, description="a worker silent this long (past its bound) stops the watchdog"
@@ -370,7 +372,7 @@ DEFAULT_CONFIG_TOML = """\
 # poll_seconds = 0.25        # main loop tick
 
 [worker]
-# chunk_texts = 256          # texts embedded per chunk: a chunk is the unit of progress
+# chunk_texts = 32           # texts embedded per chunk: a chunk is the unit of progress
 # stall_seconds = 45.0       # a worker silent this long (past its bound) stops the watchdog
 # stop_seconds = 3.0         # on SIGTERM, wait this long for the worker's current chunk
 
