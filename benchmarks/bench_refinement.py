@@ -96,6 +96,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": version("torch"),
         "sentence_transformers": version("sentence-transformers"),
+        "onnxruntime": version("onnxruntime"),
+        "tokenizers": version("tokenizers"),
         "hnswlib": version("hnswlib"),
         "numpy": version("numpy"),
         "os": platform.platform(),
@@ -307,7 +309,7 @@ def bench_embed(args: argparse.Namespace) -> dict[str, Any]:
     """1. Pipeline embedding throughput vs a bare SentenceTransformer.encode of the same
     texts. The machine is shared, so the corpus is fed in rounds and every round times the
     bare encode and each pipeline back to back, in rotating order: all see the same load."""
-    from daemon.providers.embedders.local import load_model
+    from benchmarks.reference import sentence_transformer
 
     quiet_logging()
     load_before = loadavg()
@@ -331,7 +333,7 @@ def bench_embed(args: argparse.Namespace) -> dict[str, Any]:
     )
 
     w = time.perf_counter()
-    model = load_model(MODEL)
+    model = sentence_transformer()
     model_load_s = time.perf_counter() - w
     model.encode(texts[:128], batch_size=64, show_progress_bar=False)  # warm-up
 
@@ -613,7 +615,6 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     """2. A file landing in a running daemon until search returns its pairs."""
     from daemon.core.config import load_config
     from daemon.core.logs import get_logger
-    from daemon.providers.embedders.local import load_model
     from daemon.runtime.wiring import open_searcher
 
     base = ensure_root(args)
@@ -621,7 +622,6 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     load_before = loadavg()
     root = copy_root(base, args.work / "latency-root")
     log_path = args.work / "latency-daemon.log"
-    load_model(MODEL).encode(["warm-up"])  # the client's model is loaded and warm
     config = load_config(root)
     spare = corpus.indicators(len(corpus.load_catalog().indicators))[args.files :] or (
         corpus.indicators(args.files)
@@ -777,7 +777,6 @@ def bench_search(args: argparse.Namespace) -> dict[str, Any]:
 
     from daemon.core.config import load_config
     from daemon.core.logs import get_logger
-    from daemon.providers.embedders.local import load_model
     from daemon.refine.corpus import pair_vectors
     from daemon.runtime.wiring import open_searcher
     from daemon.store import corpus as q
@@ -786,7 +785,7 @@ def bench_search(args: argparse.Namespace) -> dict[str, Any]:
     quiet_logging()
     load_before = loadavg()
     searcher = open_searcher(load_config(root), get_logger())
-    load_model(MODEL)
+    searcher.embedder.embed_query("warm-up")  # the model is loaded
     queries = corpus.queries(args.queries, seed=args.seed + 1)
     for text in queries[:20]:  # warm-up
         searcher.search(text, mode="hybrid")
@@ -949,9 +948,7 @@ def child_restart_searcher(root: Path) -> dict[str, Any]:
     searcher = open_searcher(load_config(root), get_logger())
     open_s = time.perf_counter() - t
     t = time.perf_counter()
-    from daemon.providers.embedders.local import load_model
-
-    load_model(MODEL)
+    searcher.embedder.embed_query("warm-up")  # loads the model
     model_s = time.perf_counter() - t
     t = time.perf_counter()
     hits = searcher.search("how is the funding rate calculated", mode="hybrid")
@@ -1051,7 +1048,7 @@ def bench_restart(args: argparse.Namespace) -> dict[str, Any]:
                 [
                     "searcher: model load (separate)",
                     searcher["model_load_s"],
-                    "torch + sentence-transformers import, weights",
+                    "onnxruntime + tokenizers import, session",
                 ],
                 ["searcher: first query", searcher["first_query_s"], "hybrid, model loaded"],
                 ["searcher: second query", searcher["second_query_s"], ""],

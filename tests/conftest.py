@@ -415,7 +415,7 @@ def model() -> Any:
     from daemon.providers.embedders.local import LocalEmbedder
 
     embedder = LocalEmbedder()
-    assert embedder.model is not None
+    assert embedder.encoder is not None
     return embedder
 
 

@@ -58,8 +58,8 @@ def test_second_daemon_on_the_same_root_exits_3_naming_the_running_pid_and_root(
 def test_sigterm_when_idle_exits_0_at_once_and_logs_stopping_and_stopped(
     root: Path, make_daemon: Callable[..., Daemon]
 ) -> None:
-    """SIGTERM to an idle daemon: exit 0 in seconds, daemon.stopping, the worker stopped,
-    then daemon.stopped."""
+    """SIGTERM to an idle daemon: exit 0 in seconds, daemon.stopping (with the supervisor
+    loop's longest iteration), the worker stopped, then daemon.stopped."""
     daemon = make_daemon(root, INBOXD_WATCH__POLL_SECONDS="0.25").start()
 
     sent = time.monotonic()
@@ -68,6 +68,7 @@ def test_sigterm_when_idle_exits_0_at_once_and_logs_stopping_and_stopped(
 
     names = [line["event"] for line in daemon.lines()]
     assert names[-3:] == ["daemon.stopping", "worker.stopped", "daemon.stopped"]
+    assert daemon.events("daemon.stopping")[0]["longest_iteration_ms"] >= 0
     assert daemon.events("daemon.stopped")[0]["unfinished"] == 0
     assert daemon.stderr() == ""
 

@@ -34,6 +34,7 @@ from daemon.core.errors import AlreadyRunningError, InboxdError
 from daemon.core.logs import get_logger
 from daemon.core.progress import Update
 from daemon.ops import status as status_report
+from daemon.providers.embedders.local import prepare_local_model
 from daemon.runtime.search_client import LiveSearcher
 from daemon.runtime.service import Service, exit_now, reexec
 from daemon.search.searcher import Mode
@@ -63,7 +64,8 @@ def cli() -> None:
 @global_options
 @click.pass_context
 def init(ctx: click.Context) -> None:
-    """Create inbox/, outbox/, state/ and a commented config file.
+    """Create inbox/, outbox/, state/, a commented config file, and the local model's
+    ONNX export if no verified one is installed (a one-time step that needs torch).
 
     \b
     Example:
@@ -79,6 +81,9 @@ def init(ctx: click.Context) -> None:
     store.migrate()
     store.close()
     click.echo(f"initialised {config.root} (config: {target})")
+    model = with_errors(lambda: prepare_local_model(config))
+    if model is not None:
+        click.echo(f"local embedding model: {model} (verified)")
 
 
 @cli.command()

@@ -45,8 +45,10 @@ class WatchConfig(_Section):
 class WorkerConfig(_Section):
     """The worker that does the long work beside the always-answering supervisor."""
 
+    # 32: on a 2-core machine at load 15 a 256-text chunk took up to 50 s, past the
+    # stall bound, while 32-text chunks took at most 13 s (BENCHMARKS.md, Runtime).
     chunk_texts: int = Field(
-        256, ge=1, description="texts embedded per chunk: a chunk is the unit of progress"
+        32, ge=1, description="texts embedded per chunk: a chunk is the unit of progress"
     )
     stall_seconds: float = Field(
         45.0, gt=0, description="a worker silent this long (past its bound) stops the watchdog"
@@ -78,6 +80,9 @@ class RetryConfig(_Section):
 class EmbeddingsConfig(_Section):
     provider: Literal["local", "gemini"] = "local"
     local_model: str = "all-MiniLM-L6-v2"
+    # fp32 gives sentence-transformers' vectors; int8 (dynamically quantised) runs
+    # faster but its vectors differ (own model id, so the corpus is re-embedded once).
+    local_precision: Literal["fp32", "int8"] = "fp32"
     # 16, not sentence-transformers' 32 or a larger 64: the stage encodes one file
     # (~80 short questions + ~80 long answers) at a time, and a large batch pads the
     # questions to the answers' length; BENCHMARKS.md measured 0.63x a bare encode at
@@ -367,7 +372,7 @@ DEFAULT_CONFIG_TOML = """\
 # poll_seconds = 0.25        # main loop tick
 
 [worker]
-# chunk_texts = 256          # texts embedded per chunk: a chunk is the unit of progress
+# chunk_texts = 32           # texts embedded per chunk: a chunk is the unit of progress
 # stall_seconds = 45.0       # a worker silent this long (past its bound) stops the watchdog
 # stop_seconds = 3.0         # on SIGTERM, wait this long for the worker's current chunk
 
@@ -386,7 +391,8 @@ DEFAULT_CONFIG_TOML = """\
 # busy_timeout_seconds = 30.0  # wait this long for another writer's lock, then retry later
 
 [embeddings]
-# provider = "local"         # "local" (offline all-MiniLM-L6-v2) or "gemini"
+# provider = "local"         # "local" (offline all-MiniLM-L6-v2 on ONNX Runtime) or "gemini"
+# local_precision = "fp32"   # "int8": faster, vectors differ (the corpus is re-embedded once)
 # batch_size = 16
 
 [dedup]

@@ -24,7 +24,9 @@ from daemon.core.textid import is_decodable, printable
 from daemon.ingest import feedback
 from daemon.ingest.layout import AgentFile, FileKind, classify, open_regular
 from daemon.services import Services
+from daemon.store import files
 from daemon.store import intake as refusals_db
+from daemon.store.files import TakenFile
 
 
 class Snapshot(NamedTuple):
@@ -33,6 +35,14 @@ class Snapshot(NamedTuple):
     data: bytes  # at most the size limit (plus one byte, to tell it was passed)
     sha256: str  # of the whole file
     size: int
+    mtime_ns: int | None = None  # None: the file changed while it was read
+
+    @property
+    def taken(self) -> TakenFile | None:
+        """What to remember of the file (None: it changed while read; nothing is)."""
+        if self.mtime_ns is None:
+            return None
+        return TakenFile(self.size, self.mtime_ns, self.sha256)
 
 
 #: Records a snapshot of a file of a kind (agent, relative path, bytes, time); returns
@@ -76,6 +86,9 @@ class Intake:
                 return 0
             snap, stamp = read
             taken = record(found.kind, found.agent, found.relpath, snap, now)
+            if snap.taken is not None:
+                with self.ctx.store.transaction() as db:
+                    files.remember_taken(db, found.relpath, snap.taken, now)
         except FileNotFoundError:
             return 0  # gone for now (being replaced?): the next scan sees it again
         except TransientError as exc:
@@ -111,7 +124,25 @@ class Intake:
                 size += len(chunk)
                 if len(kept) <= limit:
                     kept += chunk
-            return Snapshot(bytes(kept[: limit + 1]), digest.hexdigest(), size), stamp
+            after = os.fstat(handle.fileno())
+            steady = (st.st_size, st.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
+            mtime_ns = after.st_mtime_ns if steady and after.st_size == size else None
+            snap = Snapshot(bytes(kept[: limit + 1]), digest.hexdigest(), size, mtime_ns)
+            return snap, stamp
+
+    def unchanged(self, path: Path, known: TakenFile) -> bool:
+        """Whether ``path`` is still what was taken (size, mtime and, to be sure, its
+        sha256): then it has nothing new and need not wait a settle window."""
+        try:
+            st = path.stat()
+            if (st.st_size, st.st_mtime_ns) != (known.size, known.mtime_ns):
+                return False
+            # Same size and mtime can still hide new bytes (a copy that kept the old
+            # mtime): the hash decides. Reading is what taking the file would cost anyway.
+            read = self._read(path)
+        except (InputError, OSError):
+            return False  # refused or gone: the ordinary path reports it
+        return read is not None and read[0].taken == known
 
     # -- refusals ------------------------------------------------------------------------
 

@@ -46,6 +46,10 @@ from daemon.store.status import pair_count
 
 T = TypeVar("T")
 
+#: A supervisor iteration longer than this is logged (debug): intake, SIGTERM and the
+#: watchdog all wait on this loop, so a slow one is what to look at first.
+SLOW_ITERATION_SECONDS = 1.0
+
 
 class RootLock:
     """One daemon per root: an exclusive ``flock`` on ``state/inboxd.lock``."""
@@ -132,8 +136,11 @@ class Service:
         self.worker: Worker | None = None
         self.watcher: FolderWatcher | None = None
         self.search_server: SearchServer | None = None
+        self._warm_up: threading.Thread | None = None
         self._failures = 0
         self._stall_logged = False
+        #: The longest supervisor iteration so far (its idle wait left out), in seconds.
+        self.longest_iteration = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -201,13 +208,15 @@ class Service:
         self.search_server.start()
         if self.config.embeddings.provider == "local":
             # Load the model now, beside the loop, so the first query (and the first
-            # file) does not wait ~3 s for it; a paid embedder is not called for this.
-            threading.Thread(
+            # file) does not wait for it (or for its export, on a root that has none);
+            # a paid embedder is not called for this.
+            self._warm_up = threading.Thread(
                 target=ctx.embedder.embed_query,
                 args=("warm-up",),
                 name="model-warm-up",
                 daemon=True,
-            ).start()
+            )
+            self._warm_up.start()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT: stop after the current step. SIGHUP: re-read the config."""
@@ -233,6 +242,7 @@ class Service:
         self.notifier.ready(status=self._status_line())
         self.log.info(Event.DAEMON_READY, root=str(cfg.root))
         while not self.stop_requested.is_set():
+            started = time.monotonic()
             now = self.clock()
             if self.reload_requested:
                 self._guard("reload", lambda _now: self._reload(), now, None)
@@ -248,10 +258,20 @@ class Service:
             if ping_every is not None and time.monotonic() >= next_ping:
                 self._feed_watchdog(worker)
                 next_ping = time.monotonic() + ping_every
+            self._note_iteration(time.monotonic() - started)
             if not busy:
                 self.stop_requested.wait(self._pause())
+        if self._warm_up is not None:
+            # Loading takes well under a second: let it end, so that its model.loaded
+            # is not logged among the stop events. An export still running is
+            # abandoned (it writes into a staging folder; nothing half-done is used).
+            self._warm_up.join(timeout=5)
         self.notifier.stopping()
-        self.log.info(Event.DAEMON_STOPPING, root=str(cfg.root))
+        self.log.info(
+            Event.DAEMON_STOPPING,
+            root=str(cfg.root),
+            longest_iteration_ms=round(self.longest_iteration * 1000, 1),
+        )
 
     def run_once(self) -> None:
         """Process everything present now, then return (for cron and tests): the
@@ -284,6 +304,12 @@ class Service:
             return failed
         self._failures = 0
         return result
+
+    def _note_iteration(self, seconds: float) -> None:
+        """Keep the longest iteration; log one slower than ``SLOW_ITERATION_SECONDS``."""
+        self.longest_iteration = max(self.longest_iteration, seconds)
+        if seconds > SLOW_ITERATION_SECONDS:
+            self.log.debug(Event.LOOP_SLOW_ITERATION, loop="supervisor", ms=round(seconds * 1000))
 
     def _pause(self) -> float:
         """The idle wait: the poll tick, longer after failing steps."""

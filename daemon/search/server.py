@@ -1,9 +1,9 @@
 """Search served by the running daemon over a UNIX socket, ``state/search.sock``.
 
-A fresh ``inboxd search`` process spends about 3 s importing torch and
-sentence-transformers and loading the model before its first query; the daemon has all
-of that already. So ``inboxd search`` asks the daemon first and only searches in-process
-when no daemon answers. One JSON line in, one JSON line out; the socket is readable by
+A fresh ``inboxd search`` process imports its libraries, opens the ONNX model (about
+0.3 s) and the index before its first query; the daemon has all of that already. So
+``inboxd search`` asks the daemon first and only searches in-process when no daemon
+answers. One JSON line in, one JSON line out; the socket is readable by
 the daemon's user and group only.
 """
 

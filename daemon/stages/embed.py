@@ -13,7 +13,7 @@ from daemon.core.records import Batch
 from daemon.core.textid import text_hash
 from daemon.services import Services
 from daemon.states import BatchState
-from daemon.store import Connection
+from daemon.store import Connection, meta
 from daemon.store import corpus as q
 
 
@@ -28,20 +28,25 @@ def embed(batch: Batch, ctx: Services, now: float) -> Batch:
     known = q.known_text_hashes(ctx.store.db, embedder.model_id, list(texts))
     todo = [h for h in texts if h not in known]
     chunk = todo[: ctx.config.worker.chunk_texts]
-    # How far this file has got, for `inboxd status` and a terminal's bars.
-    ctx.progress.update(f"embedding {batch.path}", len(texts) - len(todo), len(texts), "texts")
     vectors = (
         dict(zip(chunk, embedder.embed_documents([texts[h] for h in chunk]), strict=True))
         if chunk
         else {}
     )
+    # How many texts this batch embedded in its earlier chunks (kept in the DB, so the
+    # count survives a restart between chunks).
+    key = f"embedded:{batch.id}"
+    before = int(meta.value(ctx.store.db, key) or 0)
     if len(todo) > len(chunk):
         with ctx.store.transaction() as db:
             q.save_embeddings(db, embedder.model_id, vectors, now)
+            meta.set_value(db, key, str(before + len(vectors)))
         return batch
 
     def effects(db: Connection) -> dict[str, object]:
         q.save_embeddings(db, embedder.model_id, vectors, now)
-        return {"texts": len(texts), "embedded": len(todo), "model": embedder.model_id}
+        meta.delete(db, key)
+        embedded = before + len(vectors)
+        return {"texts": len(texts), "embedded": embedded, "model": embedder.model_id}
 
     return ctx.store.advance(batch, BatchState.EMBEDDED, now=now, effects=effects)

@@ -311,3 +311,20 @@ def _task_progress(db: Database) -> None:
         );
         """
     )
+
+
+@migrations(name="0007_files_taken")
+def _files_taken(db: Database) -> None:
+    db.executescript(
+        """
+        -- What each protocol file was when it was last taken: a rescan that finds the
+        -- same size, mtime and sha256 skips the settle window (nothing to take).
+        CREATE TABLE files_taken (
+            path TEXT PRIMARY KEY,          -- relative to the root
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            taken_at REAL NOT NULL
+        );
+        """
+    )

