@@ -5,6 +5,7 @@ once, counts throttled, removed when idle), a run's totals count batches and pai
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,6 +80,25 @@ def test_progress_saves_a_new_task_at_once_and_throttles_counts(tmp_path: Path) 
     assert store.task_progress()[0]["task"] == "scoring a.json"
     assert [u.done for u in heard] == [0, 1, 2, 3]
 
+    progress.idle()
+    assert store.task_progress() == []
+
+
+def test_a_locked_database_delays_progress_but_never_fails_the_work(tmp_path: Path) -> None:
+    """While another writer holds the DB, update() and idle() return quietly; the task
+    is saved by the first update after the lock is gone."""
+    config = make_config(tmp_path / "root")
+    open_store(config.db_path).close()
+    store = Store(config.db_path, timeout=0.05)
+    holder = sqlite3.connect(config.db_path)
+    holder.execute("BEGIN IMMEDIATE")
+    progress = Progress(store, every=0.0)
+    progress.update("embedding a.json", 1, 4, "texts")
+    progress.idle()
+    holder.rollback()
+    holder.close()
+    progress.update("embedding a.json", 2, 4, "texts")
+    assert [(r["task"], r["done"]) for r in store.task_progress()] == [("embedding a.json", 2)]
     progress.idle()
     assert store.task_progress() == []
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from daemon.core.errors import InboxdError
 from daemon.states import BatchState
 
 #: Batches past these states have their texts embedded.
@@ -102,12 +103,15 @@ class Progress:
         return step
 
     def flush(self) -> None:
-        """Save the latest update now."""
+        """Save the latest update now (when the DB is busy: at the next update)."""
         if self.store is not None and self._pending is not None:
             p = self._pending
-            self.store.set_task_progress(
-                p.task, p.done, p.total, unit=p.unit, detail=p.detail, now=time.time()
-            )
+            try:
+                self.store.set_task_progress(
+                    p.task, p.done, p.total, unit=p.unit, detail=p.detail, now=time.time()
+                )
+            except InboxdError:
+                return  # progress is for people: a locked DB must not fail the work itself
             self._saved_at = self.clock()
 
     def idle(self) -> None:
@@ -116,7 +120,10 @@ class Progress:
             return
         self._idle, self._pending = True, None
         if self.store is not None:
-            self.store.clear_task_progress()
+            try:
+                self.store.clear_task_progress()
+            except InboxdError:
+                self._idle = False  # try again the next time the worker goes idle
 
 
 #: Reports nothing: the default where no one listens.
