@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -80,7 +81,7 @@ def wait_until(
             text = message() if callable(message) else message
             detail = f" (last error: {last_error!r})" if last_error else ""
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {text}{detail}")
-        time.sleep(interval)
+        time.sleep(interval)  # the poll interval of a bounded wait
 
 
 def poll_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.01) -> bool:
@@ -89,7 +90,7 @@ def poll_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(interval)
+        time.sleep(interval)  # the poll interval of a bounded wait
     return bool(predicate())
 
 
@@ -388,16 +389,41 @@ class Daemon:
 
         return wait_until(check, timeout, message=lambda: f"{what}; {self.describe()}")
 
-    def wait_for(self, event: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
-        """The first log line of this run with this event name (and field values)."""
+    def mark(self) -> int:
+        """How many log lines this run has written so far: ``wait_for(..., after=mark)``
+        then waits for an event logged after this moment, not one from before it."""
+        return len(self.lines())
+
+    def wait_for(
+        self,
+        event: str,
+        timeout: float = TIMEOUT,
+        *,
+        after: int = 0,
+        count: int = 1,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """The ``count``-th log line of this run with this event name (and field values),
+        among the lines after the first ``after`` (see ``mark``)."""
 
         def found() -> dict[str, Any] | None:
-            for line in self.events(event):
-                if all(line.get(k) == v for k, v in fields.items()):
-                    return line
-            return None
+            matching = [
+                line
+                for line in self.lines()[after:]
+                if line.get("event") == event and all(line.get(k) == v for k, v in fields.items())
+            ]
+            return matching[count - 1] if len(matching) >= count else None
 
-        return self.wait_until(found, timeout, what=f"event {event} {fields or ''}")
+        what = f"event {event} {fields or ''}" + (f" x{count}" if count > 1 else "")
+        return self.wait_until(found, timeout, what=what)
+
+    def wait_rescans(self, count: int = 2, timeout: float = TIMEOUT) -> None:
+        """Wait for ``count`` more periodic rescans (``scan.completed``, logged at debug:
+        start the daemon with ``log_level="debug"``). With FAST_ENV's settle window
+        shorter than the rescan interval, by the second one whatever the first saw has
+        settled and been taken, or not."""
+        assert self.log_level == "debug", "scan.completed is logged at debug level"
+        self.wait_for("scan.completed", timeout, after=self.mark(), count=count)
 
     def wait_done(self, paths: Iterable[str], timeout: float = TIMEOUT) -> dict[str, str]:
         """Wait until the newest batch of every path is done; returns the latest states."""
@@ -409,6 +435,78 @@ class Daemon:
         )
 
 
+# -- nothing left behind --------------------------------------------------------------------
+
+#: How long a test's threads and child processes get to end after it (joined and polled,
+#: not slept) before they count as leaked: a stopped service's threads end within
+#: one loop tick; a SIGTERMed child within a second even on a loaded machine.
+LEAK_GRACE = float(os.environ.get("INBOXD_TEST_LEAK_GRACE", "5"))
+
+#: Threads a library starts once per process, on first use, and keeps on purpose. They
+#: are not any test's to stop, so whichever test happens to start them is not blamed.
+LONG_LIVED_THREADS: tuple[str, ...] = ()
+
+
+def _children() -> dict[tuple[int, str], str]:
+    """This process's live (not zombie) children: (pid, start time) -> command line.
+    The start time tells a reused pid from the process a test started."""
+    found: dict[tuple[int, str], str] = {}
+    me = os.getpid()
+    for task in Path(f"/proc/{me}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for pid in (task / "children").read_text().split():
+                proc = Path("/proc") / pid
+                with contextlib.suppress(OSError):
+                    # stat: pid (comm) state ppid ... starttime; comm may hold spaces.
+                    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                    if fields[0] == "Z":
+                        continue  # exited, only not reaped yet: nothing runs
+                    argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").strip()
+                    found[(int(pid), fields[19])] = argv.decode(errors="replace")[:200]
+    return found
+
+
+def _leaked_threads(before: set[threading.Thread], deadline: float) -> list[str]:
+    """Threads started since ``before`` still alive at ``deadline`` (joined until then)."""
+    leaked = []
+    for thread in threading.enumerate():
+        if thread in before or thread is threading.current_thread():
+            continue
+        if thread.name.startswith(LONG_LIVED_THREADS):
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            leaked.append(f"thread {thread.name!r} (daemon={thread.daemon})")
+    return leaked
+
+
+def _leaked_children(before: dict[tuple[int, str], str], deadline: float) -> list[str]:
+    """Children started since ``before`` still running at ``deadline``; they are then
+    SIGKILLed, so one leak does not spill into the next test."""
+    new = {key: argv for key, argv in _children().items() if key not in before}
+    while new and time.monotonic() < deadline:
+        time.sleep(0.05)  # the poll interval of the grace period
+        now = _children()
+        new = {key: argv for key, argv in new.items() if key in now}
+    for pid, _ in new:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return [f"process {pid}: {argv}" for (pid, _), argv in new.items()]
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind() -> Iterator[None]:
+    """Fail a test that leaves a thread or a child process running after it: the next
+    test (or the next run of a worker) would share the machine, the DB or the port."""
+    threads = set(threading.enumerate())
+    children = _children()
+    yield
+    deadline = time.monotonic() + LEAK_GRACE
+    leaked = _leaked_threads(threads, deadline) + _leaked_children(children, deadline)
+    if leaked:
+        pytest.fail(f"left running {LEAK_GRACE:.0f}s after the test: " + "; ".join(leaked))
+
+
 @pytest.fixture(scope="session")
 def model() -> Any:
     """The real all-MiniLM-L6-v2, loaded once per test process (later loads are free)."""
@@ -417,6 +515,17 @@ def model() -> Any:
     embedder = LocalEmbedder()
     assert embedder.encoder is not None
     return embedder
+
+
+@pytest.fixture(scope="session")
+def rag_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The RAG hand-off corpus (tests/rag_corpus.py) refined once per test process.
+    Never handed to a test as is: modules take ``rag_corpus.copy_of`` it."""
+    import rag_corpus  # it imports this module: loaded once conftest is
+
+    base = tmp_path_factory.mktemp("rag-template")
+    rag_corpus.build(base)
+    return base
 
 
 @pytest.fixture

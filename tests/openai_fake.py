@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
+
+from loopback import LoopbackHTTPServer
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class FakeOpenAI:
                     owner.requests.append(Seen(self.path, headers, json.loads(raw)))
                     index = min(len(owner.requests), len(owner.replies)) - 1
                     reply = owner.replies[index]
-                time.sleep(reply.delay)
+                owner._closing.wait(reply.delay)  # a slow server, cut short by closing
                 body = reply.body
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 try:
@@ -89,10 +90,8 @@ class FakeOpenAI:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._closing = threading.Event()
+        self._server = LoopbackHTTPServer(Handler)
 
     @property
     def base_url(self) -> str:
@@ -100,7 +99,7 @@ class FakeOpenAI:
         return f"http://{host!s}:{port}/v1"
 
     def __enter__(self) -> FakeOpenAI:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(
@@ -109,6 +108,5 @@ class FakeOpenAI:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._closing.set()
+        self._server.close()

@@ -1,11 +1,16 @@
 """A small refined root for the RAG hand-off tests (export, eval, ask): realistic pairs
 from the benchmark generator for ten catalog indicators, plus planted near-copies
 (another agent re-delivering pairs with other case and punctuation) and junk (questions
-about one indicator, filed under another, with placeholder answers)."""
+about one indicator, filed under another, with placeholder answers).
+
+Refining it (real stages, real model) is the slow part, so a session builds it once
+(conftest's ``rag_template``) and each test module takes its own copy (``copy_of``): the
+modules that write into their root (exports, Chroma, query files) cannot see each other."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +106,15 @@ def build(root: Path, *, copies: bool = True, junk: bool = True) -> Config:
     states = {state for (state,) in query(root, "SELECT state FROM batches")}
     assert states == {"indexed"}, states
     return config
+
+
+def copy_of(template: Path, target: Path) -> Path:
+    """A private copy of a built root at ``target`` (absent or empty): the DB, the index,
+    the archive and the export's relative ``state/export`` link, modification times kept
+    (so a rescan finds every file unchanged). Only the first export's manifest and README
+    still name the template's root; the next export names the copy's."""
+    shutil.copytree(template, target, symlinks=True, dirs_exist_ok=True)
+    return target
 
 
 def write_jsonl(path: Path, items: list[dict[str, Any]]) -> Path:

@@ -96,10 +96,9 @@ def _assert_equals_corpus(root: Path, path: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def refined(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def refined(tmp_path_factory: pytest.TempPathFactory, rag_template: Path) -> Path:
     """A refined root (planted copies and junk) exported once to ``<root>/chroma``."""
-    base = tmp_path_factory.mktemp("chroma")
-    rag_corpus.build(base)
+    base = rag_corpus.copy_of(rag_template, tmp_path_factory.mktemp("chroma"))
     _export(base, base / "chroma")
     return base
 

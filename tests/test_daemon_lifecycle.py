@@ -156,8 +156,8 @@ def test_retry_requeues_a_batch_parked_by_a_real_archive_failure(
     assert [(f["id"], f["parked"]) for f in report["failed"]] == [(batch["id"], True)]
 
     blocker.unlink()
-    daemon = make_daemon(root).start()
-    time.sleep(1.5)  # a rescan and many loop ticks: a parked batch is not retried on its own
+    daemon = make_daemon(root, log_level="debug").start()
+    daemon.wait_rescans(2)  # and many loop ticks: a parked batch is not retried on its own
     assert batches(root)[0]["state"] == "failed"
 
     retry = run_cli(root, "retry")

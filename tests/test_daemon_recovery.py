@@ -190,7 +190,7 @@ def test_sigkill_at_any_point_of_an_import_loses_nothing_and_doubles_nothing(
             poll_until(lambda n=lines: ingest_lines() >= n, timeout=10)
         else:  # at a random moment: start-up, the scan, inside a step or a transaction
             poll_until(lambda: daemon.events("daemon.started"), timeout=10)
-            time.sleep(rng.uniform(0.0, 0.06))
+            time.sleep(rng.uniform(0.0, 0.06))  # a random moment is the point
         daemon.kill()
         kills += 1
         interrupted += _work_left(root, paths)

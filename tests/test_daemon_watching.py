@@ -121,7 +121,7 @@ def test_file_written_slowly_in_chunks_is_imported_once_and_complete(
 ) -> None:
     """A file written in chunks with long pauses is taken once, after close, whole."""
     (root / "outbox" / "droid").mkdir()
-    daemon = make_daemon(root).start()
+    daemon = make_daemon(root, log_level="debug").start()
     pairs = qa_pairs("slow", 30)
     data = encode_qa(pairs)
     relpath = "outbox/droid/slow_qa_pairs.json"
@@ -133,7 +133,7 @@ def test_file_written_slowly_in_chunks_is_imported_once_and_complete(
             time.sleep(0.5)  # 2.5 settle windows of silence, file still open
 
     daemon.wait_done([relpath])
-    time.sleep(1.5)  # a rescan later, still one batch
+    daemon.wait_rescans(2)  # later, still one batch
     assert [b["path"] for b in batches(root)] == [relpath]
     assert batches(root)[0]["pairs_valid"] == 30
     assert sorted(q for (q,) in query(root, "SELECT question FROM pairs")) == sorted(
@@ -147,21 +147,21 @@ def test_file_written_under_temp_name_and_renamed_into_place_is_imported_once(
 ) -> None:
     """A file written under an rsync temp name is ignored, then imported once renamed."""
     (root / "outbox" / "droid").mkdir()
-    daemon = make_daemon(root).start()
+    daemon = make_daemon(root, log_level="debug").start()
     data = encode_qa(qa_pairs("rsi", 12), "object", indicator="rsi", session=3)
     temp = root / "outbox" / "droid" / ".rsi_qa_pairs.json.AbC123"
     with temp.open("wb") as handle:
         for start in range(0, len(data), len(data) // 3 + 1):
             handle.write(data[start : start + len(data) // 3 + 1])
             handle.flush()
-            time.sleep(0.3)
-    time.sleep(0.5)
+            time.sleep(0.3)  # the writer is slow: 1.5 settle windows between chunks
+    daemon.wait_rescans(1)  # a whole rescan walked past the temp name and took nothing
     assert query(root, "SELECT count(*) FROM batches") == [(0,)]
     relpath = "outbox/droid/rsi_qa_pairs.json"
     temp.rename(root / relpath)
 
     daemon.wait_done([relpath])
-    time.sleep(1.2)  # and a rescan later
+    daemon.wait_rescans(2)  # and later
     assert [(b["path"], b["pairs_valid"]) for b in batches(root)] == [(relpath, 12)]
 
 

@@ -25,10 +25,9 @@ pytestmark = pytest.mark.usefixtures("model")
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("eval")
-    rag_corpus.build(base)
-    return base
+def root(tmp_path_factory: pytest.TempPathFactory, rag_template: Path) -> Path:
+    """A private copy of the refined RAG corpus."""
+    return rag_corpus.copy_of(rag_template, tmp_path_factory.mktemp("eval"))
 
 
 @pytest.fixture(scope="module")

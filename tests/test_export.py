@@ -28,11 +28,9 @@ QUESTIONS = (
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def root(tmp_path_factory: pytest.TempPathFactory, rag_template: Path) -> Path:
     """A refined root (its corpus run has exported once)."""
-    base = tmp_path_factory.mktemp("export")
-    rag_corpus.build(base)
-    return base
+    return rag_corpus.copy_of(rag_template, tmp_path_factory.mktemp("export"))
 
 
 def _export(root: Path) -> Path:
@@ -168,7 +166,7 @@ def test_export_killed_midway_leaves_the_previous_export_intact(root: Path) -> N
     manifest = verify_export(link)  # the previous export, whole
     assert link.resolve() == previous
     assert manifest["counts"]["pairs"] > 0
-    time.sleep(0.01)
+    time.sleep(0.01)  # mtime granularity: pruning keeps versions by modification time
     newer = _export(root)
     assert newer != previous
     assert link.resolve() == newer

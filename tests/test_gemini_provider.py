@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import poll_until
+from conftest import poll_until, wait_until
 from gemini_fake import FakeGemini
 from gemini_helpers import context, gemini_config, open_store, sample_pairs, seed_pairs
 from structlog.testing import capture_logs
@@ -37,11 +37,15 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGemini]:
 
 
 def _drive(work: GeminiWork, fake: FakeGemini, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while batch.open_jobs(work.ctx.store):
-        assert time.monotonic() < deadline, "job never finished"
+    """Tick the Gemini work until no batch job is open (fails after ``timeout``)."""
+
+    def finished() -> bool:
+        if not batch.open_jobs(work.ctx.store):
+            return True
         work.tick(time.time())
-        time.sleep(0.02)
+        return False
+
+    wait_until(finished, timeout, interval=0.02, message="the batch job to finish")
 
 
 def _scores(store: Any, scorer: str) -> dict[str, float]:

@@ -19,7 +19,7 @@ from typing import Any
 import httpx2
 import pytest
 import rag_corpus
-from conftest import TIMEOUT, daemon_env, query, run_cli
+from conftest import TIMEOUT, daemon_env, query, run_cli, wait_until
 from hypothesis import given
 from hypothesis import strategies as st
 from openai_fake import FakeOpenAI, Reply, completion, error
@@ -86,12 +86,15 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=daemon_env())
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 2 * TIMEOUT
-        while not _answers(url):
-            tail = log.read_text()[-2000:]
-            assert server.poll() is None, f"llama_cpp.server exited: {tail}"
-            assert time.monotonic() < deadline, f"llama_cpp.server not up: {tail}"
-            time.sleep(0.2)
+
+        def up() -> bool:
+            assert server.poll() is None, f"llama_cpp.server exited: {log.read_text()[-2000:]}"
+            return _answers(url)
+
+        def tail() -> str:
+            return f"llama_cpp.server: {log.read_text()[-2000:]}"
+
+        wait_until(up, 2 * TIMEOUT, interval=0.2, message=tail)
         yield url
     finally:
         server.terminate()
@@ -99,10 +102,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("openai-ask")
-    rag_corpus.build(base)
-    return base
+def root(tmp_path_factory: pytest.TempPathFactory, rag_template: Path) -> Path:
+    """A private copy of the refined RAG corpus."""
+    return rag_corpus.copy_of(rag_template, tmp_path_factory.mktemp("openai-ask"))
 
 
 def settings(base_url: str, **overrides: Any) -> OpenAIConfig:

@@ -213,7 +213,7 @@ def test_sighup_reloads_the_config_file_and_a_broken_one_keeps_the_daemon_runnin
     messages = Messages(sock)
     fast = "[watch]\nsettle_seconds = 0.2\n"
     write_config(root, fast)
-    daemon = make_daemon(root, NOTIFY_SOCKET=path)
+    daemon = make_daemon(root, log_level="debug", NOTIFY_SOCKET=path)
     del daemon.env["INBOXD_WATCH__SETTLE_SECONDS"]  # the file must decide, not the env
     daemon.start()
     messages.wait_for("READY")
@@ -234,7 +234,7 @@ def test_sighup_reloads_the_config_file_and_a_broken_one_keeps_the_daemon_runnin
     reload(expect_ok=True)
     held = "outbox/droid/held_qa_pairs.json"
     drop(root / held, encode_qa(distinct_pairs(0, 3)))
-    time.sleep(2.5)  # two rescans (1 s) and many settle windows of the old 0.2 s
+    daemon.wait_rescans(2)  # and many settle windows of the old 0.2 s
     assert held not in detected_batches(daemon), "the reloaded settle window was ignored"
 
     write_config(root, fast)

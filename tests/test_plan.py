@@ -279,6 +279,7 @@ def test_dispatch_writes_every_other_assignment_beside_a_persons_file(tmp_path: 
 
 
 def test_sessions_option_rejects_unknown_sessions(tmp_path: Path) -> None:
+    """`dispatch --sessions` naming a session the catalog lacks exits 1 and names it."""
     result = CliRunner().invoke(cli, ["--root", str(tmp_path), "dispatch", "--sessions", "2-3,99"])
     assert result.exit_code == 1
     assert "session(s) 99 are not in the catalog" in result.output
@@ -298,6 +299,7 @@ def test_sessions_option_rejects_unknown_sessions(tmp_path: Path) -> None:
     ],
 )
 def test_file_name_spellings_resolve_to_the_catalog_indicator(tmp_path: Path, relpath: str) -> None:
+    """Every usual spelling of an indicator in a file name resolves to its catalog id."""
     config = config_for(tmp_path / "root")
     items = [{"question": f"What does RSI say? ({relpath})", "answer": "Momentum, 0-100."}]
     data = (
@@ -335,6 +337,7 @@ def test_pair_and_file_fields_resolve_through_aliases(tmp_path: Path) -> None:
 
 
 def test_unknown_indicators_are_kept_and_reported(tmp_path: Path) -> None:
+    """Pairs about an indicator the catalog lacks are kept, listed and warned about."""
     config = small_root(tmp_path)
     outbox_file(
         config.root,
@@ -369,6 +372,7 @@ def deliver_partial_tree(config: Config) -> None:
 
 
 def test_a_partial_tree_yields_exactly_its_gaps(tmp_path: Path) -> None:
+    """A partial delivery yields exactly its gaps, in gaps.json and gaps.md alike."""
     config = small_root(tmp_path)
     deliver_partial_tree(config)
     run_intake(config)
@@ -388,6 +392,7 @@ def test_a_partial_tree_yields_exactly_its_gaps(tmp_path: Path) -> None:
 
 
 def test_gap_fill_names_exactly_the_gaps_and_delivery_closes_them(tmp_path: Path) -> None:
+    """Gap-fill dispatches sessions for exactly the gaps, and delivering them closes them."""
     config = small_root(tmp_path)
     deliver_partial_tree(config)
     run_intake(config)
@@ -494,6 +499,7 @@ def test_corpus_run_writes_reports_and_dispatches_gaps_when_asked(tmp_path: Path
 
 
 def test_status_shows_sessions_and_warns_when_status_txt_disagrees(tmp_path: Path) -> None:
+    """`status` lists each session's state and warns when status.txt claims more."""
     config = small_root(tmp_path)
     deliver_partial_tree(config)
     outbox_file(
@@ -543,6 +549,7 @@ def corpus_17k(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_success_report_on_a_generated_17k_corpus_reaches_minimum(corpus_17k: Path) -> None:
+    """The success report on a generated 17k-pair corpus reaches the minimum tier only."""
     config = config_for(corpus_17k)
     store = Store(config.db_path, readonly=True)
     try:
@@ -558,6 +565,7 @@ def test_success_report_on_a_generated_17k_corpus_reaches_minimum(corpus_17k: Pa
 
 
 def test_a_rejected_file_breaks_valid_json_throughout(tmp_path: Path, corpus_17k: Path) -> None:
+    """One rejected file fails the "valid JSON throughout" criterion and the minimum tier."""
     root = tmp_path / "copy"
     shutil.copytree(corpus_17k, root, ignore=shutil.ignore_patterns("*.lock"))
     config = config_for(root)

@@ -19,12 +19,11 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import INBOXD, REPO, TIMEOUT
+from conftest import INBOXD, REPO, TIMEOUT, poll_until
 
 DOCUMENTS = (REPO / "README.md", REPO / "systemd" / "README.md")
 UNIT = REPO / "systemd" / "inboxd.service"
@@ -254,12 +253,14 @@ class Runner:
 
     @staticmethod
     def _stop_when_ready(proc: subprocess.Popen[bytes], log: Path) -> None:
-        deadline = time.monotonic() + TIMEOUT * 10  # scripts/dev may set up first
-        while time.monotonic() < deadline and proc.poll() is None:
-            if b'"event": "daemon.ready"' in log.read_bytes():
-                proc.send_signal(signal.SIGTERM)
-                return
-            time.sleep(0.2)
+        def ready() -> bool:
+            return b'"event": "daemon.ready"' in log.read_bytes()
+
+        # scripts/dev may set up first; a daemon that exits or never gets ready fails
+        # its line on its exit code or its wait's timeout.
+        ended_or_ready = poll_until(lambda: proc.poll() is not None or ready(), TIMEOUT * 10, 0.2)
+        if ended_or_ready and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
 
 
 def _venv_is_set_up() -> str:

@@ -97,13 +97,18 @@ def test_a_database_locked_by_another_writer_delays_intake_but_never_ends_the_da
     """Another process holds the write lock for 3 s (longer than the daemon's busy
     timeout): the file dropped meanwhile is taken once the lock is gone, and the daemon
     stays up throughout."""
-    daemon = make_daemon(root, INBOXD_DATABASE__BUSY_TIMEOUT_SECONDS="0.2").start()
+    daemon = make_daemon(
+        root, log_level="debug", INBOXD_DATABASE__BUSY_TIMEOUT_SECONDS="0.2"
+    ).start()
     path = "outbox/droid/rsi_qa_pairs.json"
     blocker = sqlite3.connect(db_path(root), timeout=5, isolation_level=None)
     try:
         blocker.execute("BEGIN EXCLUSIVE")
         drop(root / path, encode_qa(qa_pairs("rsi", 4)))
-        time.sleep(3)  # the lock must outlast several of the daemon's attempts
+        # The lock outlasts several of the daemon's attempts: the first, then a retry
+        # after each of two rescans.
+        daemon.wait_for("file.deferred", path=path)
+        daemon.wait_rescans(2)
         assert daemon.alive
     finally:
         blocker.execute("ROLLBACK")
@@ -258,12 +263,12 @@ def test_a_step_that_raises_is_logged_retried_and_the_daemon_goes_on(root: Path)
     service.start(watch=False)
     try:
         with capture_logs() as logs:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
+
+            def indexed() -> bool:
                 service.run_once()
-                if query(root, "SELECT state FROM batches") == [("indexed",)]:
-                    break
-                time.sleep(0.05)
+                return query(root, "SELECT state FROM batches") == [("indexed",)]
+
+            wait_until(indexed, 60, message="the batch to be indexed despite the failure")
     finally:
         service.stop()
     assert query(root, "SELECT state FROM batches") == [("indexed",)]

@@ -20,9 +20,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from loopback import LoopbackHTTPServer
 
 from .responder import FakeApiError, Responder, default_responder, malformed_text, status_name
 
@@ -346,9 +348,8 @@ class FakeGemini:
         self._stop = threading.Event()
         self._ids = itertools.count(1)
         self._uploads: dict[str, _Upload] = {}
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackHTTPServer | None = None
         self._clients: list[Any] = []
-        self._thread: threading.Thread | None = None
         self.url = ""
 
     # ---------------------------------------------------------------- lifecycle
@@ -360,30 +361,22 @@ class FakeGemini:
             pass
 
         Handler.fake = fake
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
+        server = LoopbackHTTPServer(Handler)
         self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        self.url = f"http://127.0.0.1:{server.port}"
         self._stop.clear()
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        server.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving; hung handlers wake up at once."""
+        """Stop serving; hung handlers wake up at once, and no handler thread is left."""
         self._stop.set()
         for c in self._clients:
             c.close()
         self._clients.clear()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.close()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def __enter__(self) -> FakeGemini:
         return self.start()
