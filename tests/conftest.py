@@ -444,7 +444,11 @@ LEAK_GRACE = float(os.environ.get("INBOXD_TEST_LEAK_GRACE", "5"))
 
 #: Threads a library starts once per process, on first use, and keeps on purpose. They
 #: are not any test's to stop, so whichever test happens to start them is not blamed.
-LONG_LIVED_THREADS: tuple[str, ...] = ()
+LONG_LIVED_THREADS: tuple[str, ...] = (
+    # tqdm's watchdog for stuck progress bars: started by the first bar (the
+    # sentence-transformers comparison in test_local_embedder), lives until exit.
+    "tqdm_monitor",
+)
 
 
 def _children() -> dict[tuple[int, str], str]:
