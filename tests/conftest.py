@@ -451,7 +451,7 @@ LONG_LIVED_THREADS: tuple[str, ...] = (
 )
 
 
-def _children() -> dict[tuple[int, str], str]:
+def live_children() -> dict[tuple[int, str], str]:
     """This process's live (not zombie) children: (pid, start time) -> command line.
     The start time tells a reused pid from the process a test started."""
     found: dict[tuple[int, str], str] = {}
@@ -470,7 +470,7 @@ def _children() -> dict[tuple[int, str], str]:
     return found
 
 
-def _leaked_threads(before: set[threading.Thread], deadline: float) -> list[str]:
+def leaked_threads(before: set[threading.Thread], deadline: float) -> list[str]:
     """Threads started since ``before`` still alive at ``deadline`` (joined until then)."""
     leaked = []
     for thread in threading.enumerate():
@@ -484,13 +484,13 @@ def _leaked_threads(before: set[threading.Thread], deadline: float) -> list[str]
     return leaked
 
 
-def _leaked_children(before: dict[tuple[int, str], str], deadline: float) -> list[str]:
+def leaked_children(before: dict[tuple[int, str], str], deadline: float) -> list[str]:
     """Children started since ``before`` still running at ``deadline``; they are then
     SIGKILLed, so one leak does not spill into the next test."""
-    new = {key: argv for key, argv in _children().items() if key not in before}
+    new = {key: argv for key, argv in live_children().items() if key not in before}
     while new and time.monotonic() < deadline:
         time.sleep(0.05)  # the poll interval of the grace period
-        now = _children()
+        now = live_children()
         new = {key: argv for key, argv in new.items() if key in now}
     for pid, _ in new:
         with contextlib.suppress(ProcessLookupError):
@@ -503,10 +503,10 @@ def nothing_left_behind() -> Iterator[None]:
     """Fail a test that leaves a thread or a child process running after it: the next
     test (or the next run of a worker) would share the machine, the DB or the port."""
     threads = set(threading.enumerate())
-    children = _children()
+    children = live_children()
     yield
     deadline = time.monotonic() + LEAK_GRACE
-    leaked = _leaked_threads(threads, deadline) + _leaked_children(children, deadline)
+    leaked = leaked_threads(threads, deadline) + leaked_children(children, deadline)
     if leaked:
         pytest.fail(f"left running {LEAK_GRACE:.0f}s after the test: " + "; ".join(leaked))
 

@@ -1,12 +1,20 @@
 """The test suite's own rules, checked like any other behaviour: every test says in a
-docstring what it proves, and a fixed sleep in a test says why it is not a wait."""
+docstring what it proves, a fixed sleep in a test says why it is not a wait, and the
+check that fails a test leaving threads or processes behind finds them."""
 
 from __future__ import annotations
 
 import ast
 import io
+import signal
+import subprocess
+import sys
+import threading
+import time
 import tokenize
 from pathlib import Path
+
+from conftest import leaked_children, leaked_threads, live_children
 
 TESTS = Path(__file__).resolve().parent
 
@@ -75,3 +83,35 @@ def test_every_fixed_sleep_in_the_suite_says_why() -> None:
             if not commented & set(range(call.lineno, (call.end_lineno or call.lineno) + 1))
         )
     assert not bare, "sleeps without a reason (wait on an event instead?):\n" + "\n".join(bare)
+
+
+def test_a_thread_still_running_after_its_grace_is_named_and_one_that_ends_is_not() -> None:
+    """The leak check joins new threads until its deadline, then names those alive."""
+    before = set(threading.enumerate())
+    release = threading.Event()
+    stuck = threading.Thread(target=release.wait, name="stuck-for-the-test", daemon=True)
+    quick = threading.Thread(target=time.sleep, args=(0.05,), name="ends-in-the-grace")
+    stuck.start()
+    quick.start()
+    try:
+        leaked = leaked_threads(before, time.monotonic() + 1.0)
+    finally:
+        release.set()
+        stuck.join()
+    assert leaked == ["thread 'stuck-for-the-test' (daemon=True)"]
+
+
+def test_a_child_still_running_after_its_grace_is_named_and_killed() -> None:
+    """The leak check names a child process still running at its deadline and SIGKILLs
+    it; a child that already exited is not named."""
+    before = live_children()
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        leaked = leaked_children(before, time.monotonic() + 0.5)
+        assert stuck.wait(10) == -signal.SIGKILL
+    finally:
+        stuck.kill()
+        stuck.wait()
+    assert leaked == [f"process {stuck.pid}: {sys.executable} -c import time; time.sleep(60)"]
