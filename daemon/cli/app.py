@@ -29,7 +29,8 @@ from daemon.cli.support import (
     with_errors,
 )
 from daemon.core import atomic
-from daemon.core.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML
+from daemon.core.config import CONFIG_FILE_NAME
+from daemon.core.config_template import render_config_template
 from daemon.core.errors import AlreadyRunningError, InboxdError
 from daemon.core.logs import get_logger
 from daemon.core.progress import Update
@@ -76,7 +77,7 @@ def init(ctx: click.Context) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     target = config.root / CONFIG_FILE_NAME
     if not target.exists():
-        atomic.write_text(target, DEFAULT_CONFIG_TOML)
+        atomic.write_text(target, render_config_template())
     store = Store(config.db_path)
     store.migrate()
     store.close()
