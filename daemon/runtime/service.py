@@ -32,10 +32,11 @@ from daemon.core.heartbeat import Heartbeat
 from daemon.core.logs import Event, Logger, get_logger
 from daemon.core.progress import Listener, Progress
 from daemon.ingest.parsed_cache import ParsedCache
+from daemon.runtime.hooks import attach_intake_hooks, attach_worker_hooks
 from daemon.runtime.notify import SystemdNotifier
 from daemon.runtime.pipeline import Pipeline
 from daemon.runtime.watcher import FolderWatcher
-from daemon.runtime.wiring import attach_intake_hooks, attach_worker_hooks, build_services
+from daemon.runtime.wiring import build_services
 from daemon.runtime.worker import MAX_BACKOFF_SECONDS, Worker
 from daemon.search.server import SearchServer
 from daemon.services import Hooks, Services
