@@ -22,7 +22,8 @@ from daemon.cli.support import (
 from daemon.core.errors import AlreadyRunningError, InboxdError
 from daemon.core.progress import Update
 from daemon.ops import status as status_report
-from daemon.runtime.service import Service, exit_now, reexec
+from daemon.runtime.process import exit_now, reexec
+from daemon.runtime.service import Service
 from daemon.stages.corpus_run import run_corpus
 from daemon.store import Store
 
