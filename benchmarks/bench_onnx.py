@@ -48,7 +48,7 @@ from benchmarks.bench_refinement import (  # noqa: E402
     verdict,
 )
 from benchmarks.reference import sentence_transformer  # noqa: E402
-from daemon.core.config import EmbeddingsConfig  # noqa: E402
+from daemon.core.config_sections import EmbeddingsConfig  # noqa: E402
 
 DEFAULT_WORK = Path("/tmp/inboxd-bench-onnx")
 BATCH = EmbeddingsConfig().batch_size

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from daemon.core import heartbeat
-from daemon.core.config import GeminiConfig
+from daemon.core.config_sections import GeminiConfig
 from daemon.core.errors import ConfigError, InboxdError, PermanentError, TransientError
 from daemon.core.logs import Event, get_logger
 from daemon.core.retry import retry_after_header
