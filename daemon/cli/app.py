@@ -37,7 +37,7 @@ from daemon.ops import status as status_report
 from daemon.providers.embedders.local import prepare_local_model
 from daemon.runtime.search_client import LiveSearcher
 from daemon.runtime.service import Service, exit_now, reexec
-from daemon.search.searcher import Mode
+from daemon.search.searcher import Mode, default_max_distance
 from daemon.stages.corpus_run import run_corpus
 from daemon.store import Store
 
@@ -198,7 +198,8 @@ def retry(ctx: click.Context, batch_ids: tuple[int, ...]) -> None:
 @click.option(
     "--max-distance",
     type=click.FloatRange(0, 2),
-    help="Cosine distance cut-off for dense hits (default 0.5, the seed's).",
+    help="Cosine distance cut-off: dense mode drops hits past it (default [search]"
+    " max_distance, 0.5); hybrid cuts nothing unless given, then spares BM25 matches.",
 )
 @click.option("--indicator", help="Only pairs of this indicator (id, name or alias).")
 @click.option("--min-quality", type=click.FloatRange(0, 100), help="Only pairs scoring this.")
@@ -238,7 +239,11 @@ def search(
             return searcher.search(
                 query,
                 k=k or config.search.default_k,
-                max_distance=config.search.max_distance if max_distance is None else max_distance,
+                max_distance=(
+                    default_max_distance(cast(Mode, mode), config.search.max_distance)
+                    if max_distance is None
+                    else max_distance
+                ),
                 indicator=indicator,
                 min_quality=min_quality,
                 mode=cast(Mode, mode),
