@@ -160,18 +160,23 @@ class Searcher:
     def _lexical(self, query: str, limit: int) -> list[int]:
         resolved = self.catalog.resolve(query)
         # "MVRV" also finds pairs that spell the name out.
-        terms = match_terms(query, resolved.name) if resolved is not None else match_terms(query)
+        if resolved is None:
+            return self.lexical_ranking(match_terms(query), None, limit)
+        return self.lexical_ranking(match_terms(query, resolved.name), resolved.id, limit)
+
+    def lexical_ranking(self, terms: list[str], indicator_id: str | None, limit: int) -> list[int]:
+        """Active pairs matching any of ``terms`` (words or phrases), best BM25 first, the
+        pairs of ``indicator_id`` (the catalog indicator the query names) before others."""
         if not terms:
             return []
-        match = fts_match(terms)
         active = self.index.ids
         ranked = [
             pid
-            for pid in search_db.lexical_matches(self.store.db, match, limit * 4)
+            for pid in search_db.lexical_matches(self.store.db, fts_match(terms), limit * 4)
             if pid in active
         ]
-        if resolved is not None:
-            of_indicator = search_db.pairs_of_indicator(self.store.db, resolved.id)
+        if indicator_id is not None:
+            of_indicator = search_db.pairs_of_indicator(self.store.db, indicator_id)
             ranked.sort(key=lambda pid: 0 if pid in of_indicator else 1)
         return ranked[:limit]
 
