@@ -56,6 +56,8 @@ class _Study:
             [r["question"] + " " + r["answer"] for r in self.rows]
         )
         x = embedder.embed_queries(self.texts)
+        self._questions, self._answers = questions, answers
+        self._sum = normalise_rows(questions + answers)
         self.sims: dict[str, Any] = {
             "sum": x @ normalise_rows(questions + answers).T,
             "question": x @ questions.T,
@@ -234,8 +236,14 @@ class _Study:
             closest, self.lexical(catalog="any words")
         )
         # 5. query words the corpus never uses, respelled to a corpus word
-        variants["hybrid now + spelling fix of the lexical side"] = self.rrf(
-            closest, self.lexical(spelling=True)
+        respelled = self.lexical(spelling=True)
+        variants["hybrid now + spelling fix of the lexical side"] = self.rrf(closest, respelled)
+        x = self.searcher.embedder.embed_queries([self.corrected(t) for t in self.texts])
+        self.sims["respelled"] = np.maximum(
+            np.maximum(x @ self._questions.T, x @ self._answers.T), x @ self._sum.T
+        )
+        variants["hybrid now + spelling fix of both sides"] = self.rrf(
+            self.dense("respelled")[0], respelled
         )
         return {name: self.score(ranking) for name, ranking in variants.items()}
 

@@ -188,6 +188,16 @@ def test_hybrid_cuts_nothing_unless_asked_and_then_spares_only_bm25_matches(
     assert corpus.search(text, k=3, mode="hybrid", max_distance=0.5) == []
 
 
+def test_a_misspelled_name_finds_its_pairs_through_the_corpus_words(
+    corpus: Searcher, corpus_root: Path
+) -> None:
+    """Lexical search respells words no pair contains to the nearest corpus word, so a
+    misspelled indicator name still finds that indicator's pairs first."""
+    wanted = _ids_of(corpus_root, "rsi")
+    hits = corpus.search("Relatve Strenght Idnex", k=len(wanted), mode="lexical")
+    assert {hit.pair_id for hit in hits} == wanted
+
+
 def test_hits_carry_quality_tier_and_fused_score_best_first(corpus: Searcher) -> None:
     """Every hit has its rubric score and tier, and hits come best fused score first."""
     hits = corpus.search("relative strength index overbought", k=5)

@@ -20,6 +20,7 @@ from daemon.core.catalog import Catalog
 from daemon.providers.embedders import Embedder
 from daemon.refine.index import VectorIndex
 from daemon.search.ranking import closest_distances, fts_match, fuse, match_terms
+from daemon.search.spelling import respell
 from daemon.services import Services
 from daemon.store import Store
 from daemon.store import corpus as q
@@ -158,6 +159,8 @@ class Searcher:
         return found.id if found is not None else indicator
 
     def _lexical(self, query: str, limit: int) -> list[int]:
+        # "Avergae Directional Index": words no pair contains, respelled to corpus words.
+        query = respell(self.store, self.index.ids, query)
         resolved = self.catalog.resolve(query)
         # "MVRV" also finds pairs that spell the name out.
         if resolved is None:
