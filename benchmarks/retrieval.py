@@ -311,7 +311,8 @@ def table(reports: Sequence[dict[str, Any]]) -> str:
             lines.append(
                 f"| {report['set']} ({report['pairs']} pairs, {report['queries']} q) | {mode} |"
                 f" {m['hit_at_1']:.3f} | {m['hit_at_5']:.3f} | {m['mrr_at_10']:.3f} |"
-                f" {m['top_within_threshold']:.3f} | {m['answered']:.3f} | {m['p50_ms']:.1f} |"
+                f" {'-' if mode == 'lexical' else format(m['top_within_threshold'], '.3f')} |"
+                f" {m['answered']:.3f} | {m['p50_ms']:.1f} |"
             )
     kinds = sorted({k for r in reports for m in r["modes"].values() for k in m["hit_at_1_by_kind"]})
     lines += ["", "hit@1 by kind of query:", "", "| set | mode | " + " | ".join(kinds) + " |"]

@@ -11,8 +11,6 @@ most. The same judge as the modes: a pair of the query's indicator, or its kept 
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,10 +24,10 @@ from daemon.refine.corpus import text_vectors
 from daemon.runtime.wiring import open_searcher
 from daemon.search.ranking import fuse, match_terms
 from daemon.search.searcher import Searcher
+from daemon.search.spelling import respell
 from daemon.store import corpus as q
 
 POOL = 50  # candidates a side, as Searcher.search takes for k <= 5
-_WORD = re.compile(r"\w+")
 Rankings = list[list[int]]
 
 
@@ -55,29 +53,25 @@ class _Study:
         concatenated = embedder.embed_documents(
             [r["question"] + " " + r["answer"] for r in self.rows]
         )
-        x = embedder.embed_queries(self.texts)
-        self._questions, self._answers = questions, answers
-        self._sum = normalise_rows(questions + answers)
-        self.sims: dict[str, Any] = {
-            "sum": x @ normalise_rows(questions + answers).T,
-            "question": x @ questions.T,
-            "answer": x @ answers.T,
-            "concatenation": x @ concatenated.T,
-        }
-        self.sims["max of question and answer"] = np.maximum(
-            self.sims["question"], self.sims["answer"]
-        )
-        self.sims["closest of question, answer, sum"] = np.maximum(
-            self.sims["max of question and answer"], self.sims["sum"]
-        )
-        self.sims["closest of question, answer, concatenation"] = np.maximum(
-            self.sims["max of question and answer"], self.sims["concatenation"]
-        )
-        self.vocabulary = Counter(
-            word.casefold()
-            for row in self.rows
-            for word in _WORD.findall(row["question"] + " " + row["answer"])
-        )
+        pair_vectors = normalise_rows(questions + answers)
+        typed = embedder.embed_queries(self.texts)
+        respelled = embedder.embed_queries([self.respelled(text) for text in self.texts])
+        self.sims: dict[str, Any] = {}
+        for suffix, x in (("", typed), (" (respelled query)", respelled)):
+            sims = {
+                "sum": x @ pair_vectors.T,
+                "question": x @ questions.T,
+                "answer": x @ answers.T,
+                "concatenation": x @ concatenated.T,
+            }
+            sims["max of question and answer"] = np.maximum(sims["question"], sims["answer"])
+            sims["closest of question, answer, sum"] = np.maximum(
+                sims["max of question and answer"], sims["sum"]
+            )
+            sims["closest of question, answer, concatenation"] = np.maximum(
+                sims["max of question and answer"], sims["concatenation"]
+            )
+            self.sims.update({name + suffix: value for name, value in sims.items()})
 
     # -- the two sides --------------------------------------------------------------------
 
@@ -96,12 +90,12 @@ class _Study:
         *,
         phrases: bool = True,
         catalog: str = "whole query",
-        spelling: bool = False,
+        spelling: bool = True,
     ) -> Rankings:
         """BM25 rankings as ``Searcher`` builds them, with one rule changed."""
         found = []
         for text in self.texts:
-            query = self.corrected(text) if spelling else text
+            query = self.respelled(text) if spelling else text
             resolved = self.resolved(query, catalog)
             terms = match_terms(query, *(i.name for i in resolved))
             if not phrases:
@@ -109,6 +103,10 @@ class _Study:
             indicator = resolved[0].id if len(resolved) == 1 else None
             found.append(self.searcher.lexical_ranking(terms, indicator, POOL))
         return found
+
+    def respelled(self, text: str) -> str:
+        """The query as the lexical side reads it (``daemon.search.spelling``)."""
+        return respell(self.searcher.store, self.searcher.index.ids, text)
 
     def resolved(self, query: str, catalog: str) -> list[Any]:
         """Catalog indicators the query names: none, the whole query, or any run of up
@@ -127,24 +125,6 @@ class _Study:
                 if hit is not None:
                     found[hit.id] = hit
         return list(found.values())
-
-    def corrected(self, text: str) -> str:
-        """Each word the corpus never uses replaced by the most frequent corpus word one
-        edit away (two for words of eight letters or more), if there is one."""
-        out = []
-        for word in _WORD.findall(text):
-            folded = word.casefold()
-            if folded in self.vocabulary or len(folded) < 4 or folded.isdigit():
-                out.append(word)
-                continue
-            limit = 2 if len(folded) >= 8 else 1
-            near = [
-                w
-                for w in self.vocabulary
-                if abs(len(w) - len(folded)) <= limit and _edits(folded, w, limit) <= limit
-            ]
-            out.append(max(near, key=lambda w: self.vocabulary[w]) if near else word)
-        return " ".join(out)
 
     # -- fusion ---------------------------------------------------------------------------
 
@@ -187,35 +167,42 @@ class _Study:
     # -- the study ------------------------------------------------------------------------
 
     def run(self) -> dict[str, dict[str, float]]:
-        closest, distances = self.dense("closest of question, answer, sum")
-        words = self.lexical(phrases=False)
+        r = " (respelled query)"
+        typed_closest, _ = self.dense("closest of question, answer, sum")
+        closest, distances = self.dense("closest of question, answer, sum" + r)
+        words = self.lexical(phrases=False, spelling=False)
+        phrases = self.lexical(spelling=False)
         lexical = self.lexical()
         sum_cut, _ = self.dense("sum", 0.5)
-        sum_uncut, _ = self.dense("sum")
         variants: dict[str, Rankings] = {}
-        for name in self.sims:  # 1. how a pair is embedded
-            variants[f"dense: {name}, no cut-off"] = self.dense(name)[0]
+        for name in self.sims:  # 1. how a pair is embedded (the query as typed, as dense mode)
+            if not name.endswith(r):
+                variants[f"dense: {name}, no cut-off"] = self.dense(name)[0]
         variants["dense: sum, cut at 0.5 (mode dense)"] = sum_cut
         variants["lexical: words"] = words
-        variants["lexical: words + adjacent pairs as phrases (now)"] = lexical
+        variants["lexical: + adjacent pairs as phrases"] = phrases
+        variants["lexical: + unknown words respelled (mode lexical)"] = lexical
         now = self.rrf(closest, lexical)
-        # 2. the cut-off: before fusion, after it sparing BM25 matches, none
+        # The path from the old hybrid to the default, one step at a time.
         variants["hybrid old: sum cut at 0.5, words, RRF 60"] = self.rrf(sum_cut, words, k=60)
-        variants["... + no cut-off before fusion"] = self.rrf(sum_uncut, words, k=60)
-        variants["... + closest text"] = self.rrf(closest, words, k=60)
-        variants["... + phrases"] = self.rrf(closest, lexical, k=60)
-        variants["... + RRF k = 10 (hybrid now)"] = now
+        variants["... + no cut-off before fusion"] = self.rrf(self.dense("sum")[0], words, k=60)
+        variants["... + closest text"] = self.rrf(typed_closest, words, k=60)
+        variants["... + phrases"] = self.rrf(typed_closest, phrases, k=60)
+        variants["... + RRF k = 10"] = self.rrf(typed_closest, phrases)
+        variants["... + respelling, lexical side only"] = self.rrf(typed_closest, lexical)
+        variants["... + respelling, both sides (hybrid now)"] = now
+        # 2. the cut-off: before fusion, after it sparing BM25 matches (hybrid now: none)
         variants["hybrid now, cut at 0.5 before fusion"] = self.rrf(
-            self.dense("closest of question, answer, sum", 0.5)[0], lexical
+            self.dense("closest of question, answer, sum" + r, 0.5)[0], lexical
         )
         variants["hybrid now, cut at 0.5 after fusion, BM25 matches spared"] = self.cut_after(
             now, lexical, distances, 0.5
         )
         # 1 again, fused: the pair's representation inside hybrid
         for name in ("sum", "concatenation", "max of question and answer"):
-            variants[f"hybrid now with dense = {name}"] = self.rrf(self.dense(name)[0], lexical)
+            variants[f"hybrid now with dense = {name}"] = self.rrf(self.dense(name + r)[0], lexical)
         variants["hybrid now with dense = closest of question, answer, concatenation"] = self.rrf(
-            self.dense("closest of question, answer, concatenation")[0], lexical
+            self.dense("closest of question, answer, concatenation" + r)[0], lexical
         )
         # 3. fusion
         for k in (5, 30, 60):
@@ -226,7 +213,7 @@ class _Study:
             )
         for weight in (0.3, 0.5, 0.7):
             variants[f"score-normalised fusion, {weight} on dense"] = self.normalised(
-                "closest of question, answer, sum", lexical, weight
+                "closest of question, answer, sum" + r, lexical, weight
             )
         # 4. the catalog on the query side
         variants["hybrid now, no catalog expansion"] = self.rrf(
@@ -234,16 +221,6 @@ class _Study:
         )
         variants["hybrid now, catalog names found anywhere in the query"] = self.rrf(
             closest, self.lexical(catalog="any words")
-        )
-        # 5. query words the corpus never uses, respelled to a corpus word
-        respelled = self.lexical(spelling=True)
-        variants["hybrid now + spelling fix of the lexical side"] = self.rrf(closest, respelled)
-        x = self.searcher.embedder.embed_queries([self.corrected(t) for t in self.texts])
-        self.sims["respelled"] = np.maximum(
-            np.maximum(x @ self._questions.T, x @ self._answers.T), x @ self._sum.T
-        )
-        variants["hybrid now + spelling fix of both sides"] = self.rrf(
-            self.dense("respelled")[0], respelled
         )
         return {name: self.score(ranking) for name, ranking in variants.items()}
 
@@ -255,20 +232,3 @@ class _Study:
                 for query, found in zip(self.kb.queries, rankings, strict=True)
             ]
         )
-
-
-def _edits(a: str, b: str, limit: int) -> int:
-    """Levenshtein distance with transpositions, or ``limit + 1`` once past ``limit``."""
-    previous2: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            cost = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                cost = min(cost, previous2[j - 2] + 1)
-            current.append(cost)
-        if min(current) > limit:
-            return limit + 1
-        previous2, previous = previous, current
-    return previous[-1]

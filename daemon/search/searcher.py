@@ -89,6 +89,9 @@ class Searcher:
         """
         cut = 2.0 if max_distance is None else max_distance  # 2: the largest cosine distance
         wanted = self._indicator_filter(indicator)
+        if mode != "dense":  # dense stays the export's search, query as given
+            # "Avergae Directional Index": words no pair contains, respelled to corpus words.
+            query = respell(self.store, self.index.ids, query)
         pool = max(50, k * 10)
         rankings: list[list[int]] = []
         distances: dict[int, float] = {}
@@ -159,8 +162,6 @@ class Searcher:
         return found.id if found is not None else indicator
 
     def _lexical(self, query: str, limit: int) -> list[int]:
-        # "Avergae Directional Index": words no pair contains, respelled to corpus words.
-        query = respell(self.store, self.index.ids, query)
         resolved = self.catalog.resolve(query)
         # "MVRV" also finds pairs that spell the name out.
         if resolved is None:
