@@ -146,8 +146,9 @@ def bench_in_process(workdir: Path, corpus: dict[str, bytes]) -> dict[str, Any]:
     """Step a Pipeline (settle 0, ingest stages only) until idle."""
     from daemon.core.config import load_config
     from daemon.core.logs import configure_logging, get_logger
+    from daemon.runtime.hooks import attach_intake_hooks
     from daemon.runtime.pipeline import Pipeline
-    from daemon.runtime.wiring import attach_intake_hooks, build_services
+    from daemon.runtime.wiring import build_services
     from daemon.stages.ingest import import_pairs
     from daemon.stages.settle import settle
     from daemon.stages.validate import validate

@@ -12,6 +12,7 @@ inboxd ran before), measured in one run:
 
     .venv/bin/python benchmarks/bench_onnx.py                 # all three, ~5 min
     .venv/bin/python benchmarks/bench_onnx.py --only cold --searches 20
+    .venv/bin/python benchmarks/bench_onnx.py --only cold --baseline /tmp/inboxd-main
 
 Needs the `bench` extra (sentence-transformers); not a test.
 """
@@ -47,7 +48,7 @@ from benchmarks.bench_refinement import (  # noqa: E402
     verdict,
 )
 from benchmarks.reference import sentence_transformer  # noqa: E402
-from daemon.core.config import EmbeddingsConfig  # noqa: E402
+from daemon.core.config_sections import EmbeddingsConfig  # noqa: E402
 
 DEFAULT_WORK = Path("/tmp/inboxd-bench-onnx")
 BATCH = EmbeddingsConfig().batch_size
@@ -247,11 +248,15 @@ print(json.dumps({"rc": done.returncode, "wall": wall, "rss_mb": rss, "last_line
 """
 
 
-def run_measured(argv: Sequence[str]) -> dict[str, Any]:
-    """Run ``argv`` to completion: ``wall`` seconds, peak ``rss_mb`` and the
-    ``last_line`` it printed."""
+def run_measured(argv: Sequence[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``argv`` to completion (in ``env``, default ``ENV``): ``wall`` seconds, peak
+    ``rss_mb`` and the ``last_line`` it printed."""
     out = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *argv], capture_output=True, text=True, env=ENV, check=True
+        [sys.executable, "-c", _MEASURE, *argv],
+        capture_output=True,
+        text=True,
+        env=env or ENV,
+        check=True,
     ).stdout
     result: dict[str, Any] = json.loads(out.splitlines()[-1])
     if result["rc"] != 0:
@@ -259,9 +264,9 @@ def run_measured(argv: Sequence[str]) -> dict[str, Any]:
     return result
 
 
-def timed(argv: Sequence[str]) -> tuple[float, float]:
+def timed(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run ``argv`` to completion: its wall seconds and peak RSS in MB."""
-    result = run_measured(argv)
+    result = run_measured(argv, env)
     return float(result["wall"]), float(result["rss_mb"])
 
 
@@ -287,14 +292,22 @@ def bench_cold(args: argparse.Namespace) -> dict[str, Any]:
     root = searchable_root(args)
     assert not (root / "state" / "search.sock").exists(), "a daemon serves this root"
     queries = corpus.queries(args.searches, seed=args.seed + 3)
+    baseline = f"inboxd search ({args.baseline})" if args.baseline else None
     runs: dict[str, list[tuple[float, float]]] = {"inboxd search": [], "torch: load + embed": []}
+    if baseline:
+        runs[baseline] = []
     for n, text in enumerate(queries):
+        search = [str(INBOXD), "--root", str(root), "search", text, "--json"]
         jobs = {
-            "inboxd search": [str(INBOXD), "--root", str(root), "search", text, "--json"],
+            "inboxd search": search,
             "torch: load + embed": [sys.executable, "-c", TORCH_QUERY, text],
         }
-        for name in list(jobs)[n % 2 :] + list(jobs)[: n % 2]:
-            wall, rss = timed(jobs[name])
+        if baseline:
+            jobs[baseline] = search
+        for name in list(jobs)[n % len(jobs) :] + list(jobs)[: n % len(jobs)]:
+            # The baseline is the same command with another checkout's `daemon` first.
+            env = {**ENV, "PYTHONPATH": str(args.baseline)} if name == baseline else None
+            wall, rss = timed(jobs[name], env)
             runs[name].append((wall, rss))
     rows = []
     for name, values in runs.items():
@@ -329,6 +342,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="throughput rounds (default 5)")
     parser.add_argument("--searches", type=int, default=10, help="cold searches each way")
     parser.add_argument("--root-pairs", type=int, default=1000, help="pairs in the cold root")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also time cold searches by the checkout in this folder (e.g. `git archive`"
+        " of an older commit), interleaved with this one's: before/after under one load",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="scratch folder")
     return parser.parse_args(argv)

@@ -48,7 +48,7 @@ if str(REPO) not in sys.path:  # run as a script: make `benchmarks` and `daemon`
     sys.path.insert(0, str(REPO))
 
 from benchmarks import corpus  # noqa: E402
-from daemon.core.config import EmbeddingsConfig  # noqa: E402
+from daemon.core.config_sections import EmbeddingsConfig  # noqa: E402
 
 INBOXD = Path(sys.executable).parent / "inboxd"
 DEFAULT_WORK = Path("/tmp/inboxd-bench-refinement")

@@ -25,7 +25,8 @@ from benchmarks.corpus import _peers, envelope, file_path, pairs_for
 from benchmarks.corpus import queries as corpus_queries
 from daemon.core.catalog import load_catalog
 from daemon.core.logs import get_logger
-from daemon.rag.chroma import Target, _locked, records, sync_collection
+from daemon.rag.chroma import Target, sync_collection
+from daemon.rag.chroma_ledger import locked, records
 from daemon.refine.corpus import indexable_ids, pair_vectors
 from daemon.runtime.wiring import open_searcher
 from daemon.store import Store
@@ -294,7 +295,7 @@ def test_a_daemon_sync_is_skipped_while_another_sync_holds_the_lock(refined: Pat
     returns at once and the next one catches up."""
     store = Store(refined / "state" / "inboxd.db", readonly=True)
     try:
-        with _locked(refined / "chroma", wait=True):
+        with locked(refined / "chroma", wait=True):
             target = Target(refined / "chroma", "inboxd", MODEL, SCORER, load_catalog())
             skipped = sync_collection(store, target, wait=False)
         assert skipped is None

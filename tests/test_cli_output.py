@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import INBOXD, TIMEOUT, copy_tree, daemon_env, run_cli
 
-from daemon.cli.app import EXIT_CONFIG, cli
+from daemon.cli.app import COMMANDS, EXIT_CONFIG, cli
 from daemon.cli.support import Options, log_settings
 
 GLOBAL = {"root", "config", "log_format", "log_level"}
@@ -104,10 +104,10 @@ def has_json_line(text: str) -> bool:
 # -- the global options ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", sorted(cli.commands))
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_command_takes_the_global_options_after_its_name(command: str) -> None:
     """Each command declares --root, --config, --log-format and --log-level itself."""
-    names = {param.name for param in cli.commands[command].params}
+    names = {param.name for param in COMMANDS[command].load().params}
     assert names >= GLOBAL, f"{command} lacks {GLOBAL - names}"
     assert {param.name for param in cli.params} >= GLOBAL
 

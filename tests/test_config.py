@@ -4,14 +4,17 @@ of strength; a bad value stops with a message naming the key, its variable and i
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pytest
 from builders import write
 
-from daemon.core.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML, Config, load_config
+from daemon.core.config import CONFIG_FILE_NAME, Config, load_config
+from daemon.core.config_template import render_config_template
 from daemon.core.errors import ConfigError
 
 
@@ -40,8 +43,80 @@ def test_defaults_without_a_config_file(tmp_path: Path) -> None:
 def test_shipped_config_template_loads_to_the_defaults(tmp_path: Path) -> None:
     """The commented file ``init`` writes is valid TOML that changes nothing."""
     defaults = load_config(tmp_path).model_dump()
-    toml(tmp_path, DEFAULT_CONFIG_TOML)
+    toml(tmp_path, render_config_template())
     assert load_config(tmp_path).model_dump() == defaults
+
+
+SETTING = re.compile(r"^# (?:[A-Za-z_]+ = |\[)")
+
+
+def template_settings(template: str) -> list[list[int]]:
+    """Line numbers of each commented setting; a commented sub-table header and its keys
+    are one setting, since its keys mean nothing without it."""
+    groups: list[list[int]] = []
+    in_table = False
+    for number, line in enumerate(template.splitlines()):
+        if not SETTING.match(line):
+            in_table = False
+        elif line.startswith("# ["):
+            groups.append([number])
+            in_table = True
+        elif in_table:
+            groups[-1].append(number)
+        else:
+            groups.append([number])
+    return groups
+
+
+def uncommented(template: str, numbers: list[int]) -> str:
+    lines = template.splitlines()
+    for number in numbers:
+        lines[number] = lines[number].removeprefix("# ")
+    return "\n".join(lines) + "\n"
+
+
+def dotted(values: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        values = values[part]
+    return values
+
+
+def test_every_commented_template_line_uncommented_alone_equals_the_default(
+    tmp_path: Path,
+) -> None:
+    """Uncommenting any one setting of the ``init`` template leaves the config at its
+    defaults, except the lines marked "(example)", which must still validate."""
+    template = render_config_template()
+    defaults = load_config(tmp_path).model_dump()
+    groups = template_settings(template)
+    assert len(groups) > 60
+    examples = 0
+    for numbers in groups:
+        toml(tmp_path, uncommented(template, numbers))
+        loaded = load_config(tmp_path).model_dump()
+        line = template.splitlines()[numbers[0]]
+        if "(example)" in line or "(example)" in template.splitlines()[numbers[0] - 1]:
+            examples += 1
+            continue
+        assert loaded == defaults, f"uncommenting {line!r} changed the config"
+    assert examples == 9  # the settings whose default is unset
+
+
+def test_every_setting_is_documented_in_the_template() -> None:
+    """Each field of the config model has a description, and the template names each."""
+    template = render_config_template()
+    for section, info in Config.model_fields.items():
+        if section == "root":
+            continue
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, pydantic.BaseModel):
+            assert f"[{section}]" in template
+            for key, field in kind.model_fields.items():
+                assert field.description, f"[{section}] {key} has no description"
+                assert f"# {key} = " in template or f"[{section}.{key}." in template, key
+        else:
+            assert info.description, f"{section} has no description"
+            assert f"# {section} = " in template
 
 
 def test_toml_values_are_read_from_the_root(tmp_path: Path) -> None:
@@ -155,3 +230,11 @@ def test_config_is_frozen(tmp_path: Path) -> None:
     config: Config = load_config(tmp_path)
     with pytest.raises(pydantic.ValidationError):
         config.log_level = "debug"  # type: ignore[misc]
+
+
+def test_a_price_table_for_one_model_keeps_the_other_models_prices(tmp_path: Path) -> None:
+    """``[gemini.prices."<model>"]`` adds or replaces that model's price only."""
+    toml(tmp_path, '[gemini.prices."my-model"]\ninput_per_m = 1.0\n')
+    prices = load_config(tmp_path).gemini.prices
+    assert prices["my-model"].input_per_m == 1.0
+    assert prices["gemini-2.5-flash"].output_per_m == 2.50

@@ -20,7 +20,8 @@ import pytest
 from builders import process
 from conftest import encode_qa, qa_pairs, run_cli
 
-from daemon.core.config import CONFIG_FILE_NAME, DEFAULT_CONFIG_TOML, Config, load_config
+from daemon.core.config import CONFIG_FILE_NAME, Config, load_config
+from daemon.core.config_template import render_config_template
 from daemon.ops.doctor import Check, Outcome, check_state_writable, run_checks
 from daemon.refine.index import META_FILE
 
@@ -34,7 +35,7 @@ def healthy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("healthy") / "root"
     for name in ("inbox", "outbox", "state"):
         (base / name).mkdir(parents=True)
-    (base / CONFIG_FILE_NAME).write_text(DEFAULT_CONFIG_TOML)
+    (base / CONFIG_FILE_NAME).write_text(render_config_template())
     for n in range(3):
         target = base / "outbox" / "quant" / f"ind{n}_qa_pairs.json"
         target.parent.mkdir(parents=True, exist_ok=True)

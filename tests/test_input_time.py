@@ -27,7 +27,7 @@ from daemon.core.catalog import (
     normalize_name,
     without_trailing_number,
 )
-from daemon.core.config import CoverageConfig
+from daemon.core.config_sections import CoverageConfig
 from daemon.core.errors import InputError
 from daemon.core.textid import printable
 from daemon.ingest.agent_files import parse_status

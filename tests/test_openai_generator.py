@@ -24,7 +24,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openai_fake import FakeOpenAI, Reply, completion, error
 
-from daemon.core.config import OpenAIConfig, load_config
+from daemon.core.config import load_config
+from daemon.core.config_sections import OpenAIConfig
 from daemon.core.errors import ConfigError, PermanentError, TransientError
 from daemon.providers.generators import make_generator
 from daemon.providers.generators.llama import packaged_gguf

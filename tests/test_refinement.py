@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,11 @@ from daemon.core.config import Config, load_config
 from daemon.core.logs import get_logger
 from daemon.providers.embedders.local import LocalEmbedder
 from daemon.providers.scorers import make_scorer
+from daemon.providers.scorers.rubric import RubricScorer
 from daemon.refine.corpus import load_or_rebuild_index, refine_corpus
 from daemon.refine.index import META_FILE, ids_checksum
 from daemon.runtime.service import Service
-from daemon.runtime.wiring import open_searcher
+from daemon.runtime.wiring import build_services, open_searcher
 from daemon.stages.corpus_run import run_corpus
 from daemon.store import Store
 
@@ -422,22 +424,24 @@ def test_a_pair_a_new_file_version_drops_leaves_the_saved_index(root: Path) -> N
 
 
 def test_a_new_rubric_version_rescores_on_the_next_corpus_run_and_nothing_else(
-    root: Path, monkeypatch: pytest.MonkeyPatch
+    root: Path,
 ) -> None:
     """Scores are keyed by scorer name and version: after a version change the corpus
     run scores every active pair under the new name, embeds nothing, and a second run
     scores nothing more."""
-    from daemon.providers.scorers.rubric import RubricScorer
+
+    class NextRubric(RubricScorer):
+        name = RubricScorer.name + "-next"
 
     ids = _rsi_cluster(root)
     count = embeddings(root)
     old_name = RubricScorer.name
-    monkeypatch.setattr(RubricScorer, "name", old_name + "-next")
     config = settings(root)
     sql = "SELECT pair_hash, created_at FROM scores WHERE scorer = ? ORDER BY pair_hash"
     written = []
     for _ in range(2):
-        service = Service(config)
+        # The daemon's own seam for its parts: the services factory, given the scorer.
+        service = Service(config, services=partial(build_services, scorer=NextRubric()))
         service.start(watch=False)
         try:
             run_corpus(service.worker_services(), time.time())

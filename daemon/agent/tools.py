@@ -15,7 +15,8 @@ from dataclasses import asdict
 from typing import Any
 
 from daemon.core.catalog import Catalog, load_catalog
-from daemon.core.config import Config, CoverageConfig
+from daemon.core.config import Config
+from daemon.core.config_sections import CoverageConfig
 from daemon.core.errors import InboxdError
 from daemon.ops import status as status_report
 from daemon.plan import coverage as plan

@@ -1,10 +1,12 @@
 """``inboxd mcp``: the tools an agent uses while it writes, over the Model Context
-Protocol on stdio; registered on the ``inboxd`` group in ``daemon.cli.app``."""
+Protocol on stdio. The MCP SDK and its HTTP stack take about a second to import: the
+``inboxd`` group imports this module only when ``mcp`` runs (``daemon.cli.lazy``)."""
 
 from __future__ import annotations
 
 import click
 
+from daemon.agent.mcp_server import serve
 from daemon.cli.support import global_options, load, with_errors
 
 
@@ -26,8 +28,4 @@ def mcp(ctx: click.Context) -> None:
                                  "args": ["mcp", "--root", "/home/me/research"]}}}
     """
     config = load(ctx)
-    # Lazy: the MCP SDK and its HTTP stack take about a second to import, and only this
-    # command needs them (every other `inboxd` command would pay for it otherwise).
-    from daemon.agent.mcp_server import serve
-
     with_errors(lambda: serve(config))

@@ -1,5 +1,5 @@
-"""The RAG hand-off commands: ``export``, ``eval`` and ``ask``, registered on the
-``inboxd`` group in ``daemon.cli.app``."""
+"""The RAG hand-off commands: ``export`` (files or a Chroma collection) and ``eval``
+(retrieval of the refined index against the unrefined baseline)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,9 @@ from daemon.cli.progress import TerminalProgress
 from daemon.cli.support import EXIT_ERROR, fail, global_options, load, with_errors
 from daemon.core.logs import get_logger
 from daemon.core.progress import Progress
-from daemon.providers.generators import make_generator
-from daemon.rag.ask import ask_configured
 from daemon.rag.chroma import SyncResult, run_chroma_export
 from daemon.rag.evaluation import evaluate as evaluate_retrieval
 from daemon.rag.export import ExportResult, export_services
-from daemon.runtime.search_client import LiveSearcher
 from daemon.runtime.wiring import reading
 
 
@@ -146,57 +143,3 @@ def evaluate(
         return
     click.echo(report["summary"])
     click.echo("reports: " + ", ".join(str(p) for p in paths.values()))
-
-
-@click.command()
-@click.argument("question")
-@click.option("-k", "k", type=click.IntRange(1, 50), help="Pairs to retrieve (default 4).")
-@click.option(
-    "--max-distance",
-    type=click.FloatRange(0, 2),
-    help="Answer only from pairs this close (default [search] max_distance, 0.5).",
-)
-@click.option(
-    "--generator",
-    type=click.Choice(["auto", "llama", "gemini", "openai", "none"]),
-    help="Who writes the answer (default [rag] generator).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@global_options
-@click.pass_context
-def ask(
-    ctx: click.Context,
-    question: str,
-    k: int | None,
-    max_distance: float | None,
-    generator: str | None,
-    as_json: bool,
-) -> None:
-    """Answer QUESTION from the knowledge base, citing the pair ids it used.
-
-    Retrieves the closest pairs; with none within the distance threshold it says it
-    does not know, without calling a model. The answer is written by a local GGUF
-    model (llama-cpp-python; [rag] gguf_path), Gemini, any OpenAI-compatible server
-    ([openai]: Ollama, llama.cpp, vLLM), or none (prints the context). Retrieval goes
-    through the running daemon when there is one.
-
-    \b
-    Example:
-      inboxd ask "How is the RSI calculated?" --root ~/research
-      inboxd ask "What does MVRV above 3.5 mean?" --generator none --root ~/research
-      INBOXD_OPENAI__MODEL=mixtral inboxd ask "..." --generator openai --root ~/research
-    """
-    config = load(ctx)
-
-    def run() -> Any:
-        writer = make_generator(config, generator)
-        searcher = LiveSearcher(config, get_logger())
-        try:
-            return ask_configured(
-                config, question, searcher, writer, k=k, max_distance=max_distance, log=get_logger()
-            )
-        finally:
-            searcher.close()
-
-    answer = with_errors(run)
-    click.echo(json.dumps(answer.as_dict(), indent=2) if as_json else answer.render())

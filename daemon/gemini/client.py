@@ -5,7 +5,7 @@ because the SDK's own retry ignores ``Retry-After``; ``call`` retries instead an
 translates every SDK and transport error into ours. The rest of the provider never
 sees an SDK type: the functions below build the SDK's request objects from plain
 arguments and hand back plain ones (:class:`Reply`, :class:`Embedded`,
-:class:`RemoteJob`, JSON-able dicts).
+:class:`RemoteJob`, from ``messages``; JSON-able dicts).
 
 google.genai itself is imported inside the functions that need it: importing it costs
 about a second and this module is loaded by every daemon, Gemini configured or not.
@@ -20,15 +20,20 @@ import random
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from daemon.core import heartbeat
-from daemon.core.config import GeminiConfig
+from daemon.core.config_sections import GeminiConfig
 from daemon.core.errors import ConfigError, InboxdError, PermanentError, TransientError
 from daemon.core.logs import Event, get_logger
 from daemon.core.retry import retry_after_header
+
+# The plain types callers get instead of the SDK's; re-exported, the names callers use.
+from daemon.gemini.messages import Embedded as Embedded
+from daemon.gemini.messages import Prompt as Prompt
+from daemon.gemini.messages import RemoteJob as RemoteJob
+from daemon.gemini.messages import Reply as Reply
 
 if TYPE_CHECKING:  # the SDK's types for mypy; at run time it is imported lazily, below
     from google.genai import Client as Client  # re-exported: the type callers name
@@ -161,31 +166,6 @@ def ceil_tokens(text: str) -> int:
 # -- generateContent -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Prompt:
-    """One generateContent request in plain terms."""
-
-    system: str
-    user: str
-    temperature: float
-    max_output_tokens: int | None = None
-    #: When set, the answer must be JSON matching this schema.
-    json_schema: dict[str, Any] | None = None
-    thinking_budget: int | None = None
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A generateContent answer in plain terms."""
-
-    text: str
-    #: The first candidate's finish reason (``STOP``, ``MAX_TOKENS``...), "" when none.
-    finish_reason: str
-    #: (input, output) tokens from the usage metadata, thinking billed as output; None
-    #: when the API reported no usage.
-    usage: tuple[int, int] | None
-
-
 def generate(
     client: Client,
     config: GeminiConfig,
@@ -248,15 +228,6 @@ def _reply(response: sdk.GenerateContentResponse) -> Reply:
 # -- embedContent ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Embedded:
-    """The vectors of one embedContent call, one per text, as the API sent them."""
-
-    vectors: list[list[float]]
-    #: Input tokens from the usage metadata; None when the API reported none.
-    input_tokens: int | None
-
-
 def embed(
     client: Client,
     config: GeminiConfig,
@@ -291,19 +262,6 @@ def embed(
 # -- Batch API -------------------------------------------------------------------------
 
 MIME_TYPES = ("application/jsonl", "jsonl")  # the second for servers that refuse the first
-
-
-@dataclass(frozen=True)
-class RemoteJob:
-    """A Batch API job as the server last described it."""
-
-    name: str
-    #: The JobState's name (``JOB_STATE_SUCCEEDED``...), None when the server sent none.
-    state: str | None
-    #: ``files/<id>`` of the results of a file job that finished.
-    result_file: str | None = None
-    #: The result lines of an inline job that finished, as in a results file.
-    inlined: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _remote(job: sdk.BatchJob) -> RemoteJob:

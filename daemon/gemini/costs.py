@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from daemon.core.config import Config, GeminiConfig, GeminiPrice
+from daemon.core.config import Config
+from daemon.core.config_sections import GeminiConfig, GeminiPrice
 from daemon.core.errors import ConfigError, PermanentError
 from daemon.core.logs import Event, get_logger
 from daemon.store import Connection, Store, read_through, write_through

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from daemon.core.catalog import Catalog, Indicator, Session
-from daemon.core.config import CoverageConfig
+from daemon.core.config_sections import CoverageConfig
 from daemon.core.numbers import MAX_PAIRS_ASKED, bounded_int
 from daemon.ingest.layout import COMPLETE_SIGNAL, FEEDBACK_DIR, STATUS_FILE
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.core.catalog import Catalog
-from daemon.core.config import CoverageConfig
+from daemon.core.config_sections import CoverageConfig
 from daemon.plan.assignments import KIND_GAP_FILL, Assignment, Request
 from daemon.store.sessions import IndicatorFacts
 

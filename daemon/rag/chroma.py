@@ -12,29 +12,29 @@ another embedding model is rebuilt; one it did not make is refused.
 
 chromadb is an optional extra (``pip install 'inboxd[chroma]'``); it is imported only
 here, on first use. One writer at a time: a sync holds ``PATH/.inboxd-sync.lock``.
+The records, their fingerprints, the ledger and the lock: ``daemon.rag.chroma_ledger``.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import importlib.util
-import json
-import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.core import atomic
 from daemon.core.catalog import Catalog
 from daemon.core.config import Config
 from daemon.core.errors import ConfigError, InboxdError
 from daemon.core.logs import Event
 from daemon.core.records import Batch
-from daemon.rag.knowledge_base import knowledge_base_rows
+from daemon.rag.chroma_ledger import (
+    FINGERPRINT,
+    held_fingerprints,
+    locked,
+    records,
+    write_ledger,
+)
 from daemon.refine.corpus import indexable_ids, pair_vectors
 from daemon.services import Services
 from daemon.states import BatchState
@@ -43,8 +43,6 @@ from daemon.store import corpus as q
 
 INSTALL_HINT = "pip install 'inboxd[chroma]'"
 SPACE = "cosine"
-LOCK_FILE = ".inboxd-sync.lock"
-FINGERPRINT = "inboxd_fingerprint"
 _MADE_BY = "inboxd_model"  # collection metadata: the embedding model of its vectors
 
 
@@ -98,48 +96,6 @@ def chroma_path(config: Config, override: Path | None = None) -> Path:
     return chosen if chosen.is_absolute() else config.root / chosen
 
 
-# -- records -------------------------------------------------------------------------------
-
-
-def _joined(values: list[Any], sep: str) -> str:
-    return sep.join(str(v) for v in values if v not in (None, ""))
-
-
-def records(
-    store: Store, ids: list[int], scorer: str, catalog: Catalog, model_id: str
-) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Chroma id -> (document, metadata) of each pair. Metadata values are scalars (lists
-    joined, None left out); the fingerprint changes when any of them, the text or the
-    embedding model changes."""
-    found: dict[str, tuple[str, dict[str, Any]]] = {}
-    for row in knowledge_base_rows(store, ids, scorer, catalog):
-        document = f"{row['question']}\n\n{row['answer']}"
-        provenance = row["provenance"]
-        values: dict[str, Any] = {
-            "pair_id": row["id"],
-            "question": row["question"],
-            "indicator": row["indicator"],
-            "indicator_name": row["indicator_name"],
-            "session": row["session"],
-            "category": row["category"],
-            "type": row["type"],
-            "difficulty": row["difficulty"],
-            "quality": row["quality"],
-            "tier": row["tier"],
-            "scorer": row["scorer"],
-            "tags": _joined(row["tags"], ", "),
-            "sources": _joined(row["sources"], "; "),
-            "files": _joined([f["path"] for f in provenance["files"]], "; "),
-            "duplicates_folded": len(provenance["duplicates_folded"]),
-        }
-        metadata = {k: v for k, v in values.items() if v not in (None, "")}
-        digest = hashlib.sha256(
-            json.dumps([model_id, document, metadata], sort_keys=True, default=str).encode()
-        ).hexdigest()[:32]
-        found[str(row["id"])] = (document, {**metadata, FINGERPRINT: digest})
-    return found
-
-
 # -- the collection ------------------------------------------------------------------------
 
 
@@ -152,22 +108,6 @@ def _chromadb() -> Any:
             f"the Chroma sink needs chromadb, which is not installed: {INSTALL_HINT} ({exc})"
         ) from exc
     return chromadb
-
-
-@contextmanager
-def _locked(path: Path, *, wait: bool) -> Iterator[bool]:
-    """Hold the sync lock of ``path``; yields False when ``wait`` is off and it is taken."""
-    path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _collection(client: Any, name: str, model_id: str, path: Path) -> tuple[Any, bool]:
@@ -203,42 +143,6 @@ def _collection(client: Any, name: str, model_id: str, path: Path) -> tuple[Any,
     return created, recreated
 
 
-def _ledger_path(path: Path, name: str) -> Path:
-    return path / f".inboxd-sync-{name}.json"
-
-
-def _fingerprints(
-    collection: Any, path: Path, name: str, model_id: str, batch: int
-) -> dict[str, str | None]:
-    """What the collection holds: id -> fingerprint. Reading Chroma's metadata costs
-    ~0.3 ms a record (5 s at 17,000), so the ledger the last sync wrote is used when it
-    names this very collection and the same ids; else the metadata is read."""
-    ids = collection.get(include=[])["ids"]  # ids alone are cheap
-    try:
-        ledger = json.loads(_ledger_path(path, name).read_text())
-        if (
-            ledger.get("collection_id") == str(collection.id)
-            and ledger.get("model") == model_id
-            and set(ledger["fingerprints"]) == set(ids)
-        ):
-            return dict(ledger["fingerprints"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
-    found: dict[str, str | None] = {}
-    for start in range(0, len(ids), batch):
-        page = collection.get(ids=ids[start : start + batch], include=["metadatas"])
-        for chroma_id, metadata in zip(page["ids"], page["metadatas"], strict=True):
-            found[chroma_id] = (metadata or {}).get(FINGERPRINT)
-    return found
-
-
-def _write_ledger(
-    collection: Any, path: Path, name: str, model_id: str, fingerprints: dict[str, str | None]
-) -> None:
-    ledger = {"collection_id": str(collection.id), "model": model_id, "fingerprints": fingerprints}
-    atomic.write_text(_ledger_path(path, name), json.dumps(ledger, sort_keys=True) + "\n")
-
-
 def sync_collection(
     store: Store, target: Target, *, wait: bool = True, max_upserts: int | None = None
 ) -> SyncResult | None:
@@ -248,7 +152,7 @@ def sync_collection(
     chromadb = _chromadb()
     started = time.monotonic()
     path = target.path
-    with _locked(path, wait=wait) as held:
+    with locked(path, wait=wait) as held:
         if not held:
             return None
         try:
@@ -274,7 +178,7 @@ def _sync(
     collection, recreated = _collection(client, name, model_id, path)
     batch = max(1, min(2000, int(client.get_max_batch_size())))
     wanted = records(store, indexable_ids(store), target.scorer, target.catalog, model_id)
-    have = _fingerprints(collection, path, name, model_id, batch)
+    have = held_fingerprints(collection, path, name, model_id, batch)
     stale = sorted(set(have) - set(wanted), key=int)
     changed = [i for i in wanted if have.get(i) != wanted[i][1][FINGERPRINT]]
     remaining = max(0, len(changed) - max_upserts) if max_upserts is not None else 0
@@ -296,7 +200,7 @@ def _sync(
     # left for a later call, the new ones of what was written.
     held = {i: fp for i, fp in have.items() if i in wanted}
     held.update((i, wanted[i][1][FINGERPRINT]) for i in changed)
-    _write_ledger(collection, path, name, model_id, held)
+    write_ledger(collection, path, name, model_id, held)
     return SyncResult(
         path=path,
         collection=name,

@@ -12,30 +12,30 @@ service is rebuilt from the new config, none keeps the old one.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from daemon import __version__
 from daemon.core import atomic
 from daemon.core.config import Config
-from daemon.core.errors import AlreadyRunningError, ConfigError
+from daemon.core.errors import ConfigError
 from daemon.core.heartbeat import Heartbeat
 from daemon.core.logs import Event, Logger, get_logger
 from daemon.core.progress import Listener, Progress
 from daemon.ingest.parsed_cache import ParsedCache
+from daemon.runtime.hooks import attach_intake_hooks, attach_worker_hooks
+from daemon.runtime.lock import RootLock
 from daemon.runtime.notify import SystemdNotifier
 from daemon.runtime.pipeline import Pipeline
+from daemon.runtime.reload import changed_keys
 from daemon.runtime.watcher import FolderWatcher
-from daemon.runtime.wiring import attach_intake_hooks, attach_worker_hooks, build_services
+from daemon.runtime.wiring import build_services
 from daemon.runtime.worker import MAX_BACKOFF_SECONDS, Worker
 from daemon.search.server import SearchServer
 from daemon.services import Hooks, Services
@@ -51,54 +51,9 @@ T = TypeVar("T")
 SLOW_ITERATION_SECONDS = 1.0
 
 
-class RootLock:
-    """One daemon per root: an exclusive ``flock`` on ``state/inboxd.lock``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise AlreadyRunningError(
-                f"another inboxd (pid {holder}) is already running on {self.path.parent.parent};"
-                " stop it first (one daemon per root)"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
-
-
 #: Builds the services from the config, the opened store and the logger; tests pass a
 #: ``functools.partial(build_services, scorer=...)`` to run the daemon with their parts.
 ServicesFactory = Callable[[Config, Store, Logger], Services]
-
-
-def changed_keys(old: Config, new: Config) -> list[str]:
-    """Dotted names of the settings that differ (``watch.settle_seconds``, ...)."""
-
-    def flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in values.items():
-            if isinstance(value, dict):
-                out.update(flat(value, f"{prefix}{key}."))
-            else:
-                out[f"{prefix}{key}"] = value
-        return out
-
-    before, after = flat(old.model_dump(mode="json")), flat(new.model_dump(mode="json"))
-    return sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
 
 
 class Service:
@@ -428,20 +383,3 @@ class Service:
         pairs = pair_count(self.store.db)
         workable = list(self._stages or ())
         return f"{pairs} pairs, {self.store.unfinished_count(workable)} batches in progress"
-
-
-def exit_now(code: int = 0) -> None:
-    """End the process at once with ``code``, its output flushed: used when a worker
-    thread is still blocked (in a hung call, or inside a native library that aborts if
-    the interpreter finalises around it). Everything it did is already in SQLite."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-def reexec() -> None:
-    """Replace this process with a fresh start of the same command line (same pid, so
-    systemd keeps tracking it; the root lock's descriptor closes on exec)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, sys.orig_argv)  # noqa: S606 - our own command line, as started

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlite_utils import Database
+
+from daemon.states import BatchState
+from daemon.store.base import StoreBase
 
 #: The worker name of the daemon's one processing loop.
 WORKER = "worker"
@@ -62,3 +67,48 @@ def batch_totals(db: Database, since: float, resting: list[str]) -> dict[str, tu
             [since, *resting],
         ).fetchall()
     }
+
+
+class TaskProgressQueries(StoreBase):
+    """The worker's current task, as ``inboxd status`` shows it, and a run's totals."""
+
+    def set_task_progress(
+        self,
+        task: str,
+        done: int,
+        total: int | None,
+        *,
+        unit: str = "",
+        detail: str = "",
+        worker: str = WORKER,
+        now: float | None = None,
+    ) -> None:
+        """Record what ``worker`` is doing now and how far it has got."""
+        with self.transaction() as db:
+            set_task(
+                db,
+                task,
+                done,
+                total,
+                unit=unit,
+                detail=detail,
+                worker=worker,
+                now=time.time() if now is None else now,
+            )
+
+    def clear_task_progress(self, worker: str = WORKER) -> None:
+        """``worker`` is idle: it has no current task."""
+        with self.transaction() as db:
+            clear_task(db, worker)
+
+    def task_progress(self) -> list[dict[str, Any]]:
+        """Every worker's current task (worker, pid, task, done, total, unit, detail,
+        started_at, updated_at); empty when all are idle."""
+        return tasks(self.db)
+
+    def batch_totals(
+        self, since: float, resting: Sequence[BatchState]
+    ) -> dict[str, tuple[int, int]]:
+        """State -> (batches, valid pairs) over the batches of a run: those not in a
+        ``resting`` state, and those that came to rest at or after ``since``."""
+        return batch_totals(self.db, since, [str(state) for state in resting])

@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx2
 
-from daemon.core.config import Config, OpenAIConfig
+from daemon.core.config import Config
+from daemon.core.config_sections import OpenAIConfig
 from daemon.core.errors import ConfigError, PermanentError, TransientError
 from daemon.core.logs import Event, get_logger
 from daemon.core.retry import retry_after_header
