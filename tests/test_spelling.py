@@ -3,16 +3,14 @@ of the indexed pairs, its symmetric-delete lookup, and the edit distance it chec
 
 from __future__ import annotations
 
-from typing import Any
-
 from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.search.spelling import Vocabulary, _edits
 
 
-def _rows(*texts: str) -> list[dict[str, Any]]:
-    return [{"id": i, "question": text, "answer": ""} for i, text in enumerate(texts)]
+def _rows(*questions: str) -> list[tuple[int, str]]:
+    return list(enumerate(questions))
 
 
 def _reference(a: str, b: str) -> int:

@@ -33,3 +33,15 @@ def known_words(db: Database, words: Sequence[str]) -> set[str]:
             "SELECT 1 FROM pairs_fts WHERE pairs_fts MATCH ? LIMIT 1", [f'"{word}"']
         ).fetchone()
     }
+
+
+def questions_by_id(db: Database, pair_ids: Sequence[int]) -> list[tuple[int, str]]:
+    """(id, question) of these pairs, 500 ids a query."""
+    found: list[tuple[int, str]] = []
+    for start in range(0, len(pair_ids), 500):
+        chunk = list(pair_ids[start : start + 500])
+        marks = ", ".join("?" * len(chunk))
+        found += db.execute(
+            f"SELECT id, question FROM pairs WHERE id IN ({marks})", chunk
+        ).fetchall()
+    return found
