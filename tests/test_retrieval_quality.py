@@ -69,6 +69,20 @@ def test_match_terms_adds_adjacent_words_as_phrases_once() -> None:
         "rsi",
         "rsi relative",
     ]
+
+
+def test_stop_words_are_searched_only_inside_a_phrase_with_another_word() -> None:
+    """ "How is the rate of change read" searches neither "how", "is", "the", "of" nor
+    "is the", but keeps "rate of" and "of change"."""
+    assert match_terms("How is the rate of change read") == [
+        "rate",
+        "change",
+        "read",
+        "the rate",
+        "rate of",
+        "of change",
+        "change read",
+    ]
     assert fts_match(["rsi", "strength index"]) == '"rsi" OR "strength index"'
 
 

@@ -11,6 +11,11 @@ Each rule was measured on the retrieval sets built from other people's indicator
 - **phrases.** Besides its words, the lexical side searches a query's adjacent words as
   FTS5 phrases, so a pair that says "relative strength index" outranks one that has the
   three words apart (BM25 gives a rare phrase a high weight).
+- **stop words.** Function words ("the", "how", "is") are not searched alone, nor as a
+  phrase of two of them ("is the"): they match most pairs, so BM25 weighs them near
+  zero while FTS5 still scores every pair they match. Dropping them took lexical search
+  from 17 ms to 9 ms p50 on 16,000 pairs (13 ms before phrases) at the same or better
+  hit@1 on both sets. A phrase with one ("rate of") is kept.
 - **fusion.** Reciprocal rank fusion of the dense and lexical rankings, k = 10: a pair
   ranked first by either side counts for more than with the usual 60.
 """
@@ -30,6 +35,13 @@ from daemon.store import Store
 
 RRF_K = 10  # Cormack et al. use 60; 10 weighs each side's first hits more (BENCHMARKS.md)
 _WORD = re.compile(r"\w+")
+# fmt: off
+STOP_WORDS = frozenset({
+    "a", "about", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for",
+    "from", "how", "i", "in", "is", "it", "me", "my", "of", "on", "or", "the", "this",
+    "to", "use", "used", "using", "what", "when", "which", "with",
+})
+# fmt: on
 
 
 def closest_distances(
@@ -46,12 +58,17 @@ def closest_distances(
 
 
 def match_terms(*texts: str) -> list[str]:
-    """The words of each text and its adjacent word pairs (as phrases), each once."""
+    """The words of each text but stop words, then its adjacent word pairs (as phrases)
+    but pairs of two stop words, each once."""
     terms: list[str] = []
     for text in texts:
         words = [word.casefold() for word in _WORD.findall(text)]
-        terms += words
-        terms += [f"{a} {b}" for a, b in itertools.pairwise(words)]
+        terms += [word for word in words if word not in STOP_WORDS]
+        terms += [
+            f"{a} {b}"
+            for a, b in itertools.pairwise(words)
+            if a not in STOP_WORDS or b not in STOP_WORDS
+        ]
     return list(dict.fromkeys(terms))
 
 
