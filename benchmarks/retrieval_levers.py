@@ -11,6 +11,8 @@ most. The same judge as the modes: a pair of the query's indicator, or its kept 
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -91,13 +93,15 @@ class _Study:
         phrases: bool = True,
         catalog: str = "whole query",
         spelling: bool = True,
+        stop_words: bool = True,
     ) -> Rankings:
         """BM25 rankings as ``Searcher`` builds them, with one rule changed."""
         found = []
         for text in self.texts:
             query = self.respelled(text) if spelling else text
             resolved = self.resolved(query, catalog)
-            terms = match_terms(query, *(i.name for i in resolved))
+            names = [i.name for i in resolved]
+            terms = match_terms(query, *names) if stop_words else _every_term(query, *names)
             if not phrases:
                 terms = [term for term in terms if " " not in term]
             indicator = resolved[0].id if len(resolved) == 1 else None
@@ -170,8 +174,9 @@ class _Study:
         r = " (respelled query)"
         typed_closest, _ = self.dense("closest of question, answer, sum")
         closest, distances = self.dense("closest of question, answer, sum" + r)
-        words = self.lexical(phrases=False, spelling=False)
-        phrases = self.lexical(spelling=False)
+        words = self.lexical(phrases=False, spelling=False, stop_words=False)
+        phrases = self.lexical(spelling=False, stop_words=False)
+        respelled = self.lexical(stop_words=False)
         lexical = self.lexical()
         sum_cut, _ = self.dense("sum", 0.5)
         variants: dict[str, Rankings] = {}
@@ -181,7 +186,8 @@ class _Study:
         variants["dense: sum, cut at 0.5 (mode dense)"] = sum_cut
         variants["lexical: words"] = words
         variants["lexical: + adjacent pairs as phrases"] = phrases
-        variants["lexical: + unknown words respelled (mode lexical)"] = lexical
+        variants["lexical: + unknown words respelled"] = respelled
+        variants["lexical: + no stop words alone or in pairs (mode lexical)"] = lexical
         now = self.rrf(closest, lexical)
         # The path from the old hybrid to the default, one step at a time.
         variants["hybrid old: sum cut at 0.5, words, RRF 60"] = self.rrf(sum_cut, words, k=60)
@@ -189,8 +195,9 @@ class _Study:
         variants["... + closest text"] = self.rrf(typed_closest, words, k=60)
         variants["... + phrases"] = self.rrf(typed_closest, phrases, k=60)
         variants["... + RRF k = 10"] = self.rrf(typed_closest, phrases)
-        variants["... + respelling, lexical side only"] = self.rrf(typed_closest, lexical)
-        variants["... + respelling, both sides (hybrid now)"] = now
+        variants["... + respelling, lexical side only"] = self.rrf(typed_closest, respelled)
+        variants["... + respelling, both sides"] = self.rrf(closest, respelled)
+        variants["... + stop words left out (hybrid now)"] = now
         # 2. the cut-off: before fusion, after it sparing BM25 matches (hybrid now: none)
         variants["hybrid now, cut at 0.5 before fusion"] = self.rrf(
             self.dense("closest of question, answer, sum" + r, 0.5)[0], lexical
@@ -232,3 +239,12 @@ class _Study:
                 for query, found in zip(self.kb.queries, rankings, strict=True)
             ]
         )
+
+
+def _every_term(*texts: str) -> list[str]:
+    """``match_terms`` before stop words were left out: every word and adjacent pair."""
+    terms: list[str] = []
+    for text in texts:
+        words = [word.casefold() for word in re.findall(r"\w+", text)]
+        terms += words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+    return list(dict.fromkeys(terms))

@@ -128,11 +128,11 @@ def test_default_search_is_at_least_as_good_as_the_bare_baseline(
 
 @pytest.mark.slow
 def test_default_search_keeps_its_measured_lead(scored: dict[str, Any]) -> None:
-    """The figures in BENCHMARKS.md hold: hit@1 at least 0.85 and hit@5 at least 0.92 on
+    """The figures in BENCHMARKS.md hold: hit@1 at least 0.86 and hit@5 at least 0.92 on
     each set, every query answered, and more top hits within the seed's 0.5 distance than
     the baseline has (a bare name is close to the question that names it)."""
     hybrid, baseline = scored["modes"]["hybrid"], scored["modes"]["baseline"]
-    assert hybrid["hit_at_1"] >= 0.85, hybrid
+    assert hybrid["hit_at_1"] >= 0.86, hybrid
     assert hybrid["hit_at_5"] >= 0.92, hybrid
     assert hybrid["answered"] == 1.0, hybrid
     assert hybrid["top_within_threshold"] > baseline["top_within_threshold"], (hybrid, baseline)
@@ -141,7 +141,7 @@ def test_default_search_keeps_its_measured_lead(scored: dict[str, Any]) -> None:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 13's hit@1 >= 0.95 is not reached (0.87 and 0.86, baseline 0.81):"
+    reason="issue 13's hit@1 >= 0.95 is not reached (0.88 and 0.87, baseline 0.81):"
     " other libraries' one-line descriptions and names of closely related indicators"
     " (ROC/ROCP, TRIX/TEMA, TR/ATR) are ambiguous for every ranker measured;"
     " README 'Retrieval quality', BENCHMARKS.md",
