@@ -76,7 +76,7 @@ class Vocabulary:
         return max(near, key=lambda c: (self.counts[c], c))
 
 
-_VOCABULARIES: dict[Path, Vocabulary] = {}
+_VOCABULARIES: dict[tuple[Path, int], Vocabulary] = {}  # by DB path and inode
 _LOCK = threading.Lock()
 
 
@@ -93,7 +93,9 @@ def respell(store: Store, active: set[int], query: str) -> str:
     if not unknown:
         return query
     with _LOCK:  # one vocabulary per DB, grown by whichever search needs it first
-        vocabulary = _VOCABULARIES.setdefault(store.path, Vocabulary())
+        # A DB restored over the path is another file whose pair ids mean other pairs.
+        key = (store.path, store.path.stat().st_ino)
+        vocabulary = _VOCABULARIES.setdefault(key, Vocabulary())
         missing = sorted(active - vocabulary.pair_ids)
         for start in range(0, len(missing), 2000):
             vocabulary.add(search_db.questions_by_id(store.db, missing[start : start + 2000]))
