@@ -6,8 +6,9 @@ small embedding model places poorly; BM25 and the catalog's aliases find them.
 RAG system loading the export sees the same. ``hybrid`` (the default) ranks dense
 candidates by the closest of each pair's question, answer and pair vector, fuses them
 with BM25 before any cut-off, and cuts nothing unless asked: every hit carries its
-distance, and ``ask`` takes as evidence only those within the threshold. See
-:mod:`daemon.search.ranking` for why, and BENCHMARKS.md for the figures."""
+distance, and ``ask`` takes as evidence only those within the threshold. Lexical and
+hybrid first respell query words no indexed pair contains (:mod:`daemon.search.spelling`).
+See :mod:`daemon.search.ranking` for why, and BENCHMARKS.md for the figures."""
 
 from __future__ import annotations
 
