@@ -164,6 +164,40 @@ def test_abbreviation_alone_finds_its_indicators_pairs_in_hybrid_mode(
     assert all(hit.distance is not None for hit in hits)  # filled in for lexical hits
 
 
+def test_a_bare_indicator_name_is_within_the_threshold_in_hybrid_mode(corpus: Searcher) -> None:
+    """A query that is only an indicator's full name ranks its pairs first in hybrid mode
+    with the top hit within the seed's 0.5: the distance is to the closest of the pair's
+    question (which names it), answer and pair vector, never farther than dense mode's."""
+    hits = corpus.search("Relative Strength Index", k=3, mode="hybrid", max_distance=None)
+    assert [hit.indicator for hit in hits] == ["rsi"] * 3
+    assert hits[0].distance is not None
+    assert hits[0].distance < 0.5
+    dense = corpus.search("Relative Strength Index", k=3, mode="dense", max_distance=2.0)
+    assert hits[0].distance <= min(hit.distance or 2.0 for hit in dense)
+
+
+def test_hybrid_cuts_nothing_unless_asked_and_then_spares_only_bm25_matches(
+    corpus: Searcher,
+) -> None:
+    """Far from everything and matching no word, a query still gets the k nearest pairs
+    with their distances when no cut-off is given, and none under the seed's 0.5."""
+    text = "quantum chromodynamics gluon lattice"
+    uncut = corpus.search(text, k=3, mode="hybrid", max_distance=None)
+    assert len(uncut) == 3
+    assert all(hit.distance is not None and hit.distance > 0.5 for hit in uncut)
+    assert corpus.search(text, k=3, mode="hybrid", max_distance=0.5) == []
+
+
+def test_a_misspelled_name_finds_its_pairs_through_the_corpus_words(
+    corpus: Searcher, corpus_root: Path
+) -> None:
+    """Lexical search respells words no pair contains to the nearest corpus word, so a
+    misspelled indicator name still finds that indicator's pairs first."""
+    wanted = _ids_of(corpus_root, "rsi")
+    hits = corpus.search("Relatve Strenght Idnex", k=len(wanted), mode="lexical")
+    assert {hit.pair_id for hit in hits} == wanted
+
+
 def test_hits_carry_quality_tier_and_fused_score_best_first(corpus: Searcher) -> None:
     """Every hit has its rubric score and tier, and hits come best fused score first."""
     hits = corpus.search("relative strength index overbought", k=5)

@@ -54,7 +54,12 @@ Quality = Annotated[
 ]
 Distance = Annotated[
     float | None,
-    Field(ge=0, le=2, description="Cosine distance cut-off for dense hits (default 0.5)."),
+    Field(
+        ge=0,
+        le=2,
+        description="Cosine distance cut-off: dense mode drops hits past it (default 0.5);"
+        " hybrid cuts nothing unless given, then keeps BM25 matches.",
+    ),
 ]
 SearchMode = Annotated[
     Mode, Field(description="dense: embeddings; lexical: BM25; hybrid: both fused.")

@@ -25,7 +25,7 @@ from daemon.plan.coverage import Coverage, IndicatorCoverage
 from daemon.providers.generators import Generator, make_generator
 from daemon.rag.ask import ask_configured
 from daemon.runtime.search_client import LiveSearcher
-from daemon.search.searcher import Mode
+from daemon.search.searcher import Mode, default_max_distance
 from daemon.store import Store
 
 
@@ -104,7 +104,11 @@ class AgentTools:
         mode: Mode = "hybrid",
     ) -> dict[str, Any]:
         """The pairs that answer ``query``, best first, with their cosine distance."""
-        limit = self.config.search.max_distance if max_distance is None else max_distance
+        limit = (
+            default_max_distance(mode, self.config.search.max_distance)
+            if max_distance is None
+            else max_distance
+        )
         hits = self.searcher.search(
             query,
             k=k or self.config.search.default_k,

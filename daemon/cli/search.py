@@ -14,7 +14,7 @@ from rich.table import Table
 from daemon.cli.support import global_options, load, with_errors
 from daemon.core.logs import get_logger
 from daemon.runtime.search_client import LiveSearcher
-from daemon.search.searcher import Mode
+from daemon.search.searcher import Mode, default_max_distance
 
 
 @click.command()
@@ -23,7 +23,8 @@ from daemon.search.searcher import Mode
 @click.option(
     "--max-distance",
     type=click.FloatRange(0, 2),
-    help="Cosine distance cut-off for dense hits (default 0.5, the seed's).",
+    help="Cosine distance cut-off: dense mode drops hits past it (default [search]"
+    " max_distance, 0.5); hybrid cuts nothing unless given, then spares BM25 matches.",
 )
 @click.option("--indicator", help="Only pairs of this indicator (id, name or alias).")
 @click.option("--min-quality", type=click.FloatRange(0, 100), help="Only pairs scoring this.")
@@ -63,7 +64,11 @@ def search(
             return searcher.search(
                 query,
                 k=k or config.search.default_k,
-                max_distance=config.search.max_distance if max_distance is None else max_distance,
+                max_distance=(
+                    default_max_distance(cast(Mode, mode), config.search.max_distance)
+                    if max_distance is None
+                    else max_distance
+                ),
                 indicator=indicator,
                 min_quality=min_quality,
                 mode=cast(Mode, mode),

@@ -43,7 +43,7 @@ class PairSearch(Protocol):
         query: str,
         *,
         k: int = ...,
-        max_distance: float = ...,
+        max_distance: float | None = ...,
         indicator: str | None = ...,
         min_quality: float | None = ...,
         mode: Mode = ...,

@@ -31,12 +31,32 @@ def stored_pair_vectors(db: Connection, model_id: str, pairs: Sequence[dict[str,
     """:func:`pair_vectors` on a connection (inside a transaction's effects, say)."""
     if not pairs:
         return np.zeros((0, 0), dtype=np.float32)
+    questions, answers = stored_text_vectors(db, model_id, pairs)
+    return normalise_rows(questions + answers)
+
+
+def text_vectors(
+    store: Store, model_id: str, pairs: Sequence[dict[str, Any]]
+) -> tuple[Matrix, Matrix]:
+    """The stored vectors of each pair's question and of its answer, rows in pair order."""
+    return stored_text_vectors(store.db, model_id, pairs)
+
+
+def stored_text_vectors(
+    db: Connection, model_id: str, pairs: Sequence[dict[str, Any]]
+) -> tuple[Matrix, Matrix]:
+    """:func:`text_vectors` on a connection. The embed stage stored one vector per
+    distinct text and model; nothing is embedded here (LookupError if one is missing)."""
     hashes = [(text_hash(p["question"]), text_hash(p["answer"])) for p in pairs]
     stored = q.load_embeddings(db, model_id, [h for pair in hashes for h in pair])
     missing = [h for pair in hashes for h in pair if h not in stored]
     if missing:
         raise LookupError(f"{len(missing)} text(s) have no {model_id} embedding yet")
-    return normalise_rows(np.stack([stored[qh] + stored[ah] for qh, ah in hashes]))
+    if not hashes:
+        return np.zeros((0, 0), dtype=np.float32), np.zeros((0, 0), dtype=np.float32)
+    questions: Matrix = np.stack([stored[qh] for qh, _ in hashes])
+    answers: Matrix = np.stack([stored[ah] for _, ah in hashes])
+    return questions, answers
 
 
 def indexable_ids(store: Store) -> list[int]:

@@ -38,7 +38,7 @@ class LiveSearcher:
         query: str,
         *,
         k: int = 5,
-        max_distance: float = 0.5,
+        max_distance: float | None = 0.5,
         indicator: str | None = None,
         min_quality: float | None = None,
         mode: Mode = "hybrid",

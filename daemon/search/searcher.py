@@ -1,10 +1,17 @@
 """Search the refined corpus: dense (hnswlib cosine), lexical (SQLite FTS5 BM25) or both
 fused by reciprocal rank. Indicator names are abbreviations (RSI, MVRV, SOPR) that a
-small embedding model places poorly; BM25 and the catalog's aliases find them."""
+small embedding model places poorly; BM25 and the catalog's aliases find them.
+
+``dense`` is exactly what the export holds (pair vectors, cut at ``max_distance``), so a
+RAG system loading the export sees the same. ``hybrid`` (the default) ranks dense
+candidates by the closest of each pair's question, answer and pair vector, fuses them
+with BM25 before any cut-off, and cuts nothing unless asked: every hit carries its
+distance, and ``ask`` takes as evidence only those within the threshold. Lexical and
+hybrid first respell query words no indexed pair contains (:mod:`daemon.search.spelling`).
+See :mod:`daemon.search.ranking` for why, and BENCHMARKS.md for the figures."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -12,16 +19,22 @@ import numpy as np
 
 from daemon.core.catalog import Catalog
 from daemon.providers.embedders import Embedder
-from daemon.refine.corpus import pair_vectors
 from daemon.refine.index import VectorIndex
+from daemon.search.ranking import closest_distances, fts_match, fuse, match_terms
+from daemon.search.spelling import respell
 from daemon.services import Services
 from daemon.store import Store
 from daemon.store import corpus as q
 from daemon.store import search as search_db
 
 Mode = Literal["dense", "lexical", "hybrid"]
-RRF_K = 60  # the constant of Cormack et al.; damps the weight of the very top ranks
-_TOKEN = re.compile(r"\w+")
+
+
+def default_max_distance(mode: Mode, configured: float) -> float | None:
+    """The cut-off a search applies when none is given: ``configured`` ([search]
+    max_distance) in dense mode; none in hybrid and lexical, which rank and show each
+    hit's distance (BENCHMARKS.md: cutting before ranking cost hit@1 on short queries)."""
+    return configured if mode == "dense" else None
 
 
 @dataclass
@@ -65,30 +78,49 @@ class Searcher:
         query: str,
         *,
         k: int = 5,
-        max_distance: float = 0.5,
+        max_distance: float | None = 0.5,
         indicator: str | None = None,
         min_quality: float | None = None,
         mode: Mode = "hybrid",
     ) -> list[Hit]:
-        """The top ``k`` active pairs for ``query``, best first."""
+        """The top ``k`` active pairs for ``query``, best first.
+
+        ``max_distance`` drops dense hits farther than it; in hybrid mode it applies after
+        fusion and spares a hit BM25 matched. None: no cut-off (the CLI's hybrid default).
+        """
+        cut = 2.0 if max_distance is None else max_distance  # 2: the largest cosine distance
         wanted = self._indicator_filter(indicator)
+        if mode != "dense":  # dense stays the export's search, query as given
+            # "Avergae Directional Index": words no pair contains, respelled to corpus words.
+            query = respell(self.store, self.index.ids, query)
         pool = max(50, k * 10)
         rankings: list[list[int]] = []
         distances: dict[int, float] = {}
+        lexical: set[int] = set()
+        rows: dict[int, dict[str, Any]] = {}
         vector = None
         if mode in ("dense", "hybrid"):
             vector = self.embedder.embed_query(query)
-            dense = [(pid, d) for pid, d in self.index.query(vector, pool) if d <= max_distance]
+            dense = self.index.query(vector, pool)
+            if mode == "hybrid":
+                rows.update(
+                    (r["id"], r) for r in q.pairs_by_id(self.store.db, [p for p, _ in dense])
+                )
+                dense = self._closest_first([rows[pid] for pid, _ in dense], vector)
+            else:
+                dense = [(pid, d) for pid, d in dense if d <= cut]
             distances.update(dense)
             rankings.append([pid for pid, _ in dense])
         if mode in ("lexical", "hybrid"):
             rankings.append(self._lexical(query, pool))
-        fused: dict[int, float] = {}
-        for ranking in rankings:
-            for rank, pair_id in enumerate(ranking):
-                fused[pair_id] = fused.get(pair_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+            lexical.update(rankings[-1])
+        fused = fuse(rankings)
         order = sorted(fused, key=lambda pid: -fused[pid])
-        rows = {r["id"]: r for r in q.pairs_by_id(self.store.db, order)}
+        if mode == "hybrid":  # the cut-off, after fusion: BM25 evidence keeps a far hit
+            order = [pid for pid in order if pid in lexical or distances[pid] <= cut]
+        rows.update(
+            (r["id"], r) for r in q.pairs_by_id(self.store.db, [p for p in order if p not in rows])
+        )
         scores = q.scores_and_tiers_for(self.store.db, self.scorer, order)
         hits: list[Hit] = []
         for pair_id in order:
@@ -116,6 +148,14 @@ class Searcher:
             self._fill_distances(hits, vector)
         return hits
 
+    def _closest_first(
+        self, rows: list[dict[str, Any]], vector: np.ndarray
+    ) -> list[tuple[int, float]]:
+        """Dense candidates ranked by their closest text (question, answer or pair)."""
+        closest = closest_distances(self.store, self.embedder.model_id, rows, vector)
+        ranked = [(int(row["id"]), d) for row, d in zip(rows, closest, strict=True)]
+        return sorted(ranked, key=lambda item: item[1])
+
     def _indicator_filter(self, indicator: str | None) -> str | None:
         if indicator is None:
             return None
@@ -123,36 +163,35 @@ class Searcher:
         return found.id if found is not None else indicator
 
     def _lexical(self, query: str, limit: int) -> list[int]:
-        tokens = _TOKEN.findall(query)
         resolved = self.catalog.resolve(query)
-        if resolved is not None:  # "MVRV" also finds pairs that spell the name out
-            tokens += _TOKEN.findall(resolved.name)
-        if not tokens:
+        # "MVRV" also finds pairs that spell the name out.
+        if resolved is None:
+            return self.lexical_ranking(match_terms(query), None, limit)
+        return self.lexical_ranking(match_terms(query, resolved.name), resolved.id, limit)
+
+    def lexical_ranking(self, terms: list[str], indicator_id: str | None, limit: int) -> list[int]:
+        """Active pairs matching any of ``terms`` (words or phrases), best BM25 first, the
+        pairs of ``indicator_id`` (the catalog indicator the query names) before others."""
+        if not terms:
             return []
-        match = " OR ".join(f'"{token}"' for token in dict.fromkeys(tokens))
         active = self.index.ids
         ranked = [
             pid
-            for pid in search_db.lexical_matches(self.store.db, match, limit * 4)
+            for pid in search_db.lexical_matches(self.store.db, fts_match(terms), limit * 4)
             if pid in active
         ]
-        if resolved is not None:
-            of_indicator = search_db.pairs_of_indicator(self.store.db, resolved.id)
+        if indicator_id is not None:
+            of_indicator = search_db.pairs_of_indicator(self.store.db, indicator_id)
             ranked.sort(key=lambda pid: 0 if pid in of_indicator else 1)
         return ranked[:limit]
 
     def _fill_distances(self, hits: list[Hit], vector: np.ndarray) -> None:
-        """Lexical-only hits get their cosine distance too, from stored vectors."""
+        """Lexical-only hits get their distance too (closest text), from stored vectors."""
         missing = [h for h in hits if h.distance is None]
         if not missing:
             return
         rows = q.pairs_by_id(self.store.db, [h.pair_id for h in missing])
-        by_id = dict(
-            zip(
-                [r["id"] for r in rows],
-                pair_vectors(self.store, self.embedder.model_id, rows),
-                strict=True,
-            )
-        )
+        closest = closest_distances(self.store, self.embedder.model_id, rows, vector)
+        by_id = dict(zip([r["id"] for r in rows], closest, strict=True))
         for hit in missing:
-            hit.distance = round(1.0 - float(by_id[hit.pair_id] @ vector), 4)
+            hit.distance = by_id[hit.pair_id]
