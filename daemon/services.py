@@ -14,7 +14,7 @@ from typing import Any
 
 from daemon.core.catalog import Catalog
 from daemon.core.config import Config
-from daemon.core.logs import Logger
+from daemon.core.logs import Event, Logger
 from daemon.core.progress import Progress
 from daemon.core.records import Batch
 from daemon.ingest.parsed_cache import ParsedCache
@@ -67,7 +67,7 @@ class Services:
         """``Store.create_batch``'s ``on_supersede``: clusters whose kept pair only the
         ``superseded`` versions delivered get a new one, with this root's scorer, model
         and threshold (see :mod:`daemon.refine.rehome`)."""
-        return rehome(
+        moved = rehome(
             db,
             superseded,
             now,
@@ -75,6 +75,10 @@ class Services:
             model_id=self.embedder.model_id,
             threshold=self.config.dedup.threshold,
         )
+        if moved is not None:
+            # The audit row holds it too; the log is where an operator sees it happen.
+            self.log.info(Event.CLUSTERS_REHOMED, superseded=superseded, **moved)
+        return moved
 
     def resolve_indicator(self, text: str) -> tuple[str, int | None] | None:
         """Catalog id and session for a spelling (pair field, file field, name or path)."""

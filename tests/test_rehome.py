@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from builders import process
 from conftest import Daemon, query, run_cli
+from structlog.testing import capture_logs
 from test_refinement import (
     RSI_CALC,
     RSI_CALC_EXACT,
@@ -160,7 +161,9 @@ def test_a_cluster_of_three_moves_to_its_best_scored_live_member(
     }
 
     deliver(root, F1, [RSI_LEVELS])  # version 2, without A
-    process(config)
+    with capture_logs() as logs:
+        process(config)
+    rehomed = [e for e in logs if e["event"] == "clusters.rehomed"]
 
     score = scores(root)
     new = max((paraphrase, exact), key=lambda i: (score[i], -i))
@@ -173,6 +176,7 @@ def test_a_cluster_of_three_moves_to_its_best_scored_live_member(
         assert (of, method) == (new, "exact" if {member, new} == {kept, exact} else "near")
         assert sim == pytest.approx(similarity(model, by_text[member], by_text[new]), abs=1e-4)
     assert detected_detail(root, F1)["rehomed"] == {str(kept): new}
+    assert [e["rehomed"] for e in rehomed] == [{str(kept): new}]  # and the operator sees it
     assert_index_holds(root, {new, levels})
 
     # A later paraphrase joins the cluster: the dead A is never kept again, whatever

@@ -65,6 +65,7 @@ class Event(StrEnum):
     INDEX_REBUILT = "index.rebuilt"
     INDEX_LOADED = "index.loaded"
     DEDUP_DECIDED = "dedup.decided"
+    CLUSTERS_REHOMED = "clusters.rehomed"
     MODEL_LOADED = "model.loaded"
     MODEL_EXPORTING = "model.exporting"
     MODEL_EXPORTED = "model.exported"
