@@ -68,3 +68,18 @@ def test_a_bad_request_gets_an_error_reply_and_the_daemon_serves_on(
         assert reply["ok"] is False and "bad request" in reply["error"]
     assert daemon.alive
     assert ask_daemon(root / "state", QUESTION, {"k": 1}) is not None
+
+
+def test_a_daemon_reads_the_spelling_vocabulary_at_start_and_serves_misspelled_queries(
+    root: Path, examples_root: Path, make_daemon: Callable[..., Daemon]
+) -> None:
+    """A daemon started on an indexed root reads its questions' words beside the loop
+    (search.vocabulary_ready), so a misspelled query it serves waits for no such read."""
+    copy_tree(examples_root / "outbox", root / "outbox")
+    once = run_cli(root, "run", "--once")
+    assert once.returncode == 0, once.stderr
+    daemon = make_daemon(root).start()
+    ready = daemon.wait_for("search.vocabulary_ready")
+    assert ready["words"] > 20  # the example files' questions
+    served = ask_daemon(root / "state", "how is the simple moving avrage computed", {"k": 1})
+    assert served is not None and served[0]["indicator"] == "sma"

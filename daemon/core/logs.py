@@ -56,6 +56,7 @@ class Event(StrEnum):
     SEARCH_SERVING = "search.serving"
     SEARCH_SERVED = "search.served"
     SEARCH_NOT_SERVED = "search.not_served"
+    SEARCH_VOCABULARY_READY = "search.vocabulary_ready"
     MCP_STARTED = "mcp.started"
     MCP_CALLED = "mcp.called"
     GAPS_DISPATCHED = "gaps.dispatched"

@@ -161,17 +161,20 @@ class Service:
             ctx.scorer.name,
         )
         self.search_server.start()
-        if self.config.embeddings.provider == "local":
-            # Load the model now, beside the loop, so the first query (and the first
-            # file) does not wait for it (or for its export, on a root that has none);
-            # a paid embedder is not called for this.
-            self._warm_up = threading.Thread(
-                target=ctx.embedder.embed_query,
-                args=("warm-up",),
-                name="model-warm-up",
-                daemon=True,
-            )
-            self._warm_up.start()
+        # Beside the loop, so that neither the first query nor the first file waits
+        # for the model (or its export, on a root without one) or the spelling vocabulary.
+        self._warm_up = threading.Thread(
+            target=self._warm_search,
+            args=(ctx, self.search_server),
+            name="search-warm-up",
+            daemon=True,
+        )
+        self._warm_up.start()
+
+    def _warm_search(self, ctx: Services, server: SearchServer) -> None:
+        if self.config.embeddings.provider == "local":  # a paid embedder is not called
+            ctx.embedder.embed_query("warm-up")
+        server.prepare_spelling()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT: stop after the current step. SIGHUP: re-read the config."""
@@ -218,8 +221,9 @@ class Service:
                 self.stop_requested.wait(self._pause())
         if self._warm_up is not None:
             # Loading takes well under a second: let it end, so that its model.loaded
-            # is not logged among the stop events. An export still running is
-            # abandoned (it writes into a staging folder; nothing half-done is used).
+            # and search.vocabulary_ready are not logged among the stop events. An
+            # export still running is abandoned (it writes into a staging folder; nothing
+            # half-done is used).
             self._warm_up.join(timeout=5)
         self.notifier.stopping()
         self.log.info(

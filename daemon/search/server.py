@@ -23,6 +23,7 @@ from daemon.core.errors import InboxdError
 from daemon.core.logs import Event, get_logger
 from daemon.providers.embedders import Embedder
 from daemon.refine.index import VectorIndex
+from daemon.search import spelling
 from daemon.search.searcher import Searcher
 from daemon.store import Store
 
@@ -79,6 +80,24 @@ class SearchServer:
             return {"ok": False, "error": f"unexpected error: {exc!r}"}
         finally:
             store.close()
+
+    def prepare_spelling(self) -> None:
+        """Read the indexed questions into the respelling vocabulary now, on its own
+        read-only connection, so the first misspelled query does not wait for it."""
+        store = Store(self.db_path, readonly=True)
+        started = time.monotonic()
+        try:
+            words = spelling.prepare(store, self.parts[0].ids)
+        except Exception as exc:  # noqa: BLE001 - a search builds it later instead
+            get_logger().warning(Event.SEARCH_NOT_SERVED, stage="vocabulary", error=repr(exc))
+            return
+        finally:
+            store.close()
+        get_logger().info(
+            Event.SEARCH_VOCABULARY_READY,
+            words=words,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
 
     def start(self) -> None:
         # The root lock is ours, so a socket file left here is a dead daemon's.

@@ -14,7 +14,8 @@ kept per DB and process and grown with the index (removed pairs leave their word
 word that matches nothing is harmless). It is built only when a query has a word the
 FTS5 index does not know (porter stems, so "averaging" is known), so most searches
 never pay for it: the first such search of a process reads every question (0.2 s for
-16,000 pairs, 1.6 s for 100,000 on the shared 2-core machine). Candidates come from a
+16,000 pairs, 1.6 s for 100,000 on the shared 2-core machine); the daemon reads them at
+start (:func:`prepare`), so the searches it serves never do. Candidates come from a
 symmetric-delete table (each word and its one-letter deletions), so a lookup costs a
 few dictionary probes, not a pass over the vocabulary.
 """
@@ -93,18 +94,31 @@ def respell(store: Store, active: set[int], query: str) -> str:
     if not unknown:
         return query
     with _LOCK:  # one vocabulary per DB, grown by whichever search needs it first
-        # A DB restored over the path is another file whose pair ids mean other pairs.
-        key = (store.path, store.path.stat().st_ino)
-        vocabulary = _VOCABULARIES.setdefault(key, Vocabulary())
-        missing = sorted(active - vocabulary.pair_ids)
-        for start in range(0, len(missing), 2000):
-            vocabulary.add(search_db.questions_by_id(store.db, missing[start : start + 2000]))
+        vocabulary = _grown(store, active)
         fixes = {word: vocabulary.closest(word) for word in unknown}
 
     def fix(match: re.Match[str]) -> str:
         return fixes.get(match.group(0).casefold()) or match.group(0)
 
     return _WORD.sub(fix, query)
+
+
+def prepare(store: Store, active: set[int]) -> int:
+    """Build (or grow) the vocabulary of ``store``'s DB now, so that no search waits for
+    it (the daemon does this at start); returns its number of words."""
+    with _LOCK:
+        return len(_grown(store, active).counts)
+
+
+def _grown(store: Store, active: set[int]) -> Vocabulary:
+    """The DB's vocabulary with the questions of every pair in ``active`` (hold _LOCK)."""
+    # A DB restored over the path is another file whose pair ids mean other pairs.
+    key = (store.path, store.path.stat().st_ino)
+    vocabulary = _VOCABULARIES.setdefault(key, Vocabulary())
+    missing = sorted(active - vocabulary.pair_ids)
+    for start in range(0, len(missing), 2000):
+        vocabulary.add(search_db.questions_by_id(store.db, missing[start : start + 2000]))
+    return vocabulary
 
 
 def _deletes(word: str) -> Iterator[str]:
