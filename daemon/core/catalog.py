@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -291,6 +291,9 @@ def _describe_errors(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
+_Entry = TypeVar("_Entry", Session, Indicator)
+
+
 def _entries(data: Mapping[str, Any], table: str, source: str) -> list[Mapping[str, Any]]:
     raw = data.get(table)
     if raw is None:
@@ -307,6 +310,20 @@ def _label(table: str, position: int, entry: Mapping[str, Any]) -> str:
     return f"[[{table}]] entry #{position}{named}"
 
 
+def _validated(
+    model: type[_Entry], data: Mapping[str, Any], table: str, source: str
+) -> list[_Entry]:
+    """Every entry of ``[[table]]`` as ``model``; the first invalid one names its place."""
+    found: list[_Entry] = []
+    for position, entry in enumerate(_entries(data, table, source), start=1):
+        try:
+            found.append(model.model_validate(entry))
+        except ValidationError as exc:
+            label = _label(table, position, entry)
+            raise ConfigError(f"{source}: {label}: {_describe_errors(exc)}") from exc
+    return found
+
+
 def _parse(data: Mapping[str, Any], source: str) -> Catalog:
     unknown = sorted(set(data) - set(_TOP_LEVEL_KEYS))
     if unknown:
@@ -314,20 +331,8 @@ def _parse(data: Mapping[str, Any], source: str) -> Catalog:
             f"{source}: unknown top-level key(s) {', '.join(map(repr, unknown))}; "
             "expected [[sessions]] and [[indicators]]"
         )
-    sessions: list[Session] = []
-    for position, entry in enumerate(_entries(data, "sessions", source), start=1):
-        try:
-            sessions.append(Session.model_validate(entry))
-        except ValidationError as exc:
-            label = _label("sessions", position, entry)
-            raise ConfigError(f"{source}: {label}: {_describe_errors(exc)}") from exc
-    indicators: list[Indicator] = []
-    for position, entry in enumerate(_entries(data, "indicators", source), start=1):
-        try:
-            indicators.append(Indicator.model_validate(entry))
-        except ValidationError as exc:
-            label = _label("indicators", position, entry)
-            raise ConfigError(f"{source}: {label}: {_describe_errors(exc)}") from exc
+    sessions = _validated(Session, data, "sessions", source)
+    indicators = _validated(Indicator, data, "indicators", source)
     return Catalog(sessions, indicators, source=source)
 
 
