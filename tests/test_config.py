@@ -7,7 +7,6 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pydantic
 import pytest
@@ -75,12 +74,6 @@ def uncommented(template: str, numbers: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dotted(values: dict[str, Any], key: str) -> Any:
-    for part in key.split("."):
-        values = values[part]
-    return values
-
-
 def test_every_commented_template_line_uncommented_alone_equals_the_default(
     tmp_path: Path,
 ) -> None:
@@ -88,14 +81,15 @@ def test_every_commented_template_line_uncommented_alone_equals_the_default(
     defaults, except the lines marked "(example)", which must still validate."""
     template = render_config_template()
     defaults = load_config(tmp_path).model_dump()
+    lines = template.splitlines()
     groups = template_settings(template)
     assert len(groups) > 60
     examples = 0
     for numbers in groups:
         toml(tmp_path, uncommented(template, numbers))
         loaded = load_config(tmp_path).model_dump()
-        line = template.splitlines()[numbers[0]]
-        if "(example)" in line or "(example)" in template.splitlines()[numbers[0] - 1]:
+        line = lines[numbers[0]]
+        if "(example)" in line or "(example)" in lines[numbers[0] - 1]:
             examples += 1
             continue
         assert loaded == defaults, f"uncommenting {line!r} changed the config"
