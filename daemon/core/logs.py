@@ -57,6 +57,7 @@ class Event(StrEnum):
     SEARCH_SERVED = "search.served"
     SEARCH_NOT_SERVED = "search.not_served"
     SEARCH_VOCABULARY_READY = "search.vocabulary_ready"
+    SEARCH_VOCABULARY_FAILED = "search.vocabulary_failed"
     MCP_STARTED = "mcp.started"
     MCP_CALLED = "mcp.called"
     GAPS_DISPATCHED = "gaps.dispatched"

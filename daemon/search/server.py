@@ -89,7 +89,7 @@ class SearchServer:
         try:
             words = spelling.prepare(store, self.parts[0].ids)
         except Exception as exc:  # noqa: BLE001 - a search builds it later instead
-            get_logger().warning(Event.SEARCH_NOT_SERVED, stage="vocabulary", error=repr(exc))
+            get_logger().warning(Event.SEARCH_VOCABULARY_FAILED, error=repr(exc))
             return
         finally:
             store.close()
